@@ -1,0 +1,154 @@
+//! One TCP connection's state machine and its socket pumps.
+//!
+//! ```text
+//! accept -> Reading --marker/IN EOF--> (reply queued) Closing --flushed--> shutdown, closed
+//!             |  WAIT: ids parsed, header block sent, nothing pending      ^
+//!             v                                                            | data pushed
+//!           Parked ----------------------------------------------------------+
+//!             +-- WAIT_TIMEOUT / peer closed / error --> closed (unsubscribed via storage)
+//! ```
+//!
+//! Structure: `Conn` is what a connection costs while it lives in the reactor's slab: the
+//! socket, a generation, the unparsed input (freed when parked), a write tail only while a
+//! write is partial, its timer and its storage listener. IN-only state is boxed.
+//! Knows nothing of channels. Uses: types, timers, in_line (Parsed).
+
+use crate::in_line::Parsed;
+use crate::timers::TimerKey;
+use crate::types::{Line, ListenerId};
+use mio::net::TcpStream;
+use std::io::{self, Read, Write};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Accumulating the request.
+    Reading,
+    /// WAIT: registered and waiting for data; input is read and thrown away.
+    Parked,
+    /// A final reply is queued; close once it is flushed.
+    Closing,
+}
+
+pub struct Conn {
+    pub sock: TcpStream,
+    pub gen: u32,
+    pub line: Line,
+    pub state: State,
+    /// Where the next marker scan may start (see `ident::Scan::NotYet`).
+    pub scan_from: u32,
+    /// Bytes received and not yet handled (empty, with no allocation, once parked).
+    pub buf: Vec<u8>,
+    /// The unsent tail of a partial write.
+    pub out: Option<Box<Vec<u8>>>,
+    pub timer: Option<TimerKey>,
+    pub listener: Option<ListenerId>,
+    /// IN: the parsed marker, once found.
+    pub parsed: Option<Box<Parsed>>,
+}
+
+// A parked socket's footprint is this struct plus its subscriptions: keep it small.
+const _: () = assert!(std::mem::size_of::<Conn>() <= 96);
+
+/// What one readable event gave.
+pub struct ReadResult {
+    /// Bytes read in this event.
+    pub bytes: usize,
+    /// The peer closed (or the socket failed).
+    pub eof: bool,
+}
+
+impl Conn {
+    pub fn new(sock: TcpStream, gen: u32, line: Line) -> Conn {
+        Conn {
+            sock,
+            gen,
+            line,
+            state: State::Reading,
+            scan_from: 0,
+            buf: Vec::new(),
+            out: None,
+            timer: None,
+            listener: None,
+            parsed: None,
+        }
+    }
+
+    /// Reads until the socket would block, through the shared `scratch` buffer. Bytes are
+    /// kept only while Reading, and at most `keep_max` of them (the caller reports overflow).
+    pub fn read_all(&mut self, scratch: &mut [u8], keep_max: usize) -> ReadResult {
+        let mut r = ReadResult {
+            bytes: 0,
+            eof: false,
+        };
+        loop {
+            match self.sock.read(scratch) {
+                Ok(0) => {
+                    r.eof = true;
+                    return r;
+                }
+                Ok(n) => {
+                    r.bytes += n;
+                    if self.state == State::Reading {
+                        let room = keep_max.saturating_sub(self.buf.len());
+                        let take = n.min(room);
+                        self.buf
+                            .extend_from_slice(scratch.get(..take).unwrap_or_default());
+                        if take < n {
+                            // Over the limit: stop reading; the caller closes.
+                            return r;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return r,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    r.eof = true;
+                    return r;
+                }
+            }
+        }
+    }
+
+    /// Writes `bytes` (after any pending tail). Returns Ok(true) when everything is out.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<bool> {
+        if let Some(out) = &mut self.out {
+            out.extend_from_slice(bytes);
+            return Ok(false);
+        }
+        let n = write_some(&mut self.sock, bytes)?;
+        if n < bytes.len() {
+            self.out = Some(Box::new(bytes.get(n..).unwrap_or_default().to_vec()));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Flushes the pending tail. Returns Ok(true) when nothing is left.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        let Some(out) = &mut self.out else {
+            return Ok(true);
+        };
+        let n = write_some(&mut self.sock, out)?;
+        out.drain(..n);
+        if out.is_empty() {
+            self.out = None;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// Writes until done or the socket would block; returns how much went out.
+fn write_some(sock: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    let mut off = 0;
+    while off < bytes.len() {
+        match sock.write(bytes.get(off..).unwrap_or_default()) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => off += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(off)
+}

@@ -1,0 +1,173 @@
+//! IN line request handling that does not touch sockets or storage (spec 6): turning the
+//! marker into targets, limiters and credentials; finding the body; the 403 reply.
+//!
+//! Structure: `Parsed { targets: Vec<(Cursor, Box<str>)>, limiters, login, password }`,
+//! kept boxed on the IN connection from the moment its marker is found until EOF.
+//! Uses: ident, cursor, auth.
+
+use crate::auth::AuthError;
+use crate::cursor::{Cursor, CursorGen};
+use crate::ident::{items, Marker};
+use std::time::SystemTime;
+
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// Non-`*` items in request order, duplicates kept (each inserts the message again).
+    pub targets: Vec<(Cursor, Box<str>)>,
+    /// `*` items: sorted, unique.
+    pub limiters: Vec<Box<str>>,
+    pub login: Option<String>,
+    pub password: Option<Vec<u8>>,
+}
+
+impl Parsed {
+    /// Builds the request from its marker. Items without a cursor share one "now" cursor,
+    /// generated only if needed.
+    pub fn from_marker(m: &Marker<'_>, gen: &mut CursorGen, wall: SystemTime) -> Parsed {
+        let mut now: Option<Cursor> = None;
+        let mut p = Parsed::default();
+        for it in items(m.list) {
+            // Items are ASCII word characters by construction.
+            let id: Box<str> = String::from_utf8_lossy(it.id).into();
+            if it.limiter {
+                if !p.limiters.contains(&id) {
+                    p.limiters.push(id);
+                }
+                continue;
+            }
+            let cursor = match it.cursor.and_then(Cursor::parse_client) {
+                Some(c) => c,
+                None => now.get_or_insert_with(|| gen.next(wall)).clone(),
+            };
+            p.targets.push((cursor, id));
+        }
+        p.limiters.sort();
+        // Compat: perl/Connection/In.pm treats a login of "0" as no login (Perl falsiness).
+        if let (Some(login), Some(pw)) = (m.login, m.password) {
+            if login != b"0" {
+                p.login = Some(String::from_utf8_lossy(login).into_owned());
+                p.password = Some(pw.to_vec());
+            }
+        }
+        p
+    }
+
+    /// The `parsed IDs` log text.
+    pub fn describe(&self) -> String {
+        let mut s = String::from("parsed IDs");
+        if !self.limiters.is_empty() {
+            s.push_str("; limiters are (");
+            s.push_str(&self.limiters.join(", "));
+            s.push(')');
+        }
+        if let Some(l) = &self.login {
+            s.push_str(&format!("; login is \"{l}\""));
+        }
+        s
+    }
+
+    pub fn creds(&self) -> Option<(&str, &[u8])> {
+        match (&self.login, &self.password) {
+            (Some(l), Some(p)) => Some((l.as_str(), p.as_slice())),
+            _ => None,
+        }
+    }
+}
+
+/// The message body: everything after the first `\r?\n\r?\n` (spec 6.2).
+pub fn body_of(buf: &[u8]) -> Option<&[u8]> {
+    let mut i = 0;
+    while let Some(rel) = buf
+        .get(i..)
+        .and_then(|r| r.iter().position(|&c| c == b'\n'))
+    {
+        let nl = i + rel;
+        let after = buf.get(nl + 1..).unwrap_or_default();
+        if after.first() == Some(&b'\n') {
+            return buf.get(nl + 2..);
+        }
+        if after.starts_with(b"\r\n") {
+            return buf.get(nl + 3..);
+        }
+        i = nl + 1;
+    }
+    None
+}
+
+/// `HTTP/1.0 403 Access Deined` with the reason as body.
+pub fn forbidden(err: &AuthError) -> Vec<u8> {
+    let body = format!("{err}\n");
+    // Compat: "Deined" (sic) is what perl/Connection/In.pm sends; PHP test 605 expects it.
+    format!(
+        "HTTP/1.0 403 Access Deined\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{}",
+        body.len(),
+        body
+    )
+    .into_bytes()
+}
+
+/// A 200 reply for ONLINE / WATCH / STATS.
+pub fn ok_text(body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ident::{scan, Scan};
+
+    fn parse(buf: &[u8]) -> Parsed {
+        let Scan::Found(m) = scan(buf, b"identifier", 0) else {
+            panic!("no marker")
+        };
+        Parsed::from_marker(&m, &mut CursorGen::new(), SystemTime::now())
+    }
+
+    #[test]
+    fn targets_limiters_and_login() {
+        let p = parse(b"identifier=12345.678:abc,def,hgi,*bb,*aa,1234:*cc,*aa\n");
+        let t: Vec<String> = p.targets.iter().map(|(c, i)| format!("{c}:{i}")).collect();
+        assert_eq!(t[0], "12345.678:abc");
+        assert_eq!(t[1].len(), 25 + 4);
+        assert_eq!(t[1][..25], t[2][..25], "one now per request");
+        assert_eq!(p.describe(), "parsed IDs; limiters are (aa, bb)");
+        let p = parse(b"identifier=user:pw@user_a\n");
+        assert_eq!(p.describe(), "parsed IDs; login is \"user\"");
+        assert_eq!(p.creds(), Some(("user", &b"pw"[..])));
+        let p = parse(b"identifier=0:pw@a\n");
+        assert_eq!(p.creds(), None);
+    }
+
+    #[test]
+    fn body_after_first_blank_line() {
+        assert_eq!(body_of(b"X: y\r\n\r\n\"aaa\""), Some(&b"\"aaa\""[..]));
+        assert_eq!(
+            body_of(b"identifier=a\n\ndata\n\nmore"),
+            Some(&b"data\n\nmore"[..])
+        );
+        assert_eq!(body_of(b"a\r\n\r\n[1,\n\n2]"), Some(&b"[1,\n\n2]"[..]));
+        assert_eq!(body_of(b"a\n\r\nx"), Some(&b"x"[..]));
+        assert_eq!(body_of(b"a\r\nb\r\n"), None);
+        assert_eq!(body_of(b"a\r\n\r\n"), Some(&b""[..]));
+        assert_eq!(body_of(b""), None);
+    }
+
+    #[test]
+    fn forbidden_bytes() {
+        let r = forbidden(&AuthError::UnknownLogin("unk".into()));
+        assert_eq!(
+            r,
+            b"HTTP/1.0 403 Access Deined\r\nContent-Type: text/plain\r\nContent-Length: 19\r\n\r\nunknown login: unk\n"
+        );
+        let r = forbidden(&AuthError::InvalidPassword("user".into()));
+        assert!(r.starts_with(
+            b"HTTP/1.0 403 Access Deined\r\nContent-Type: text/plain\r\nContent-Length: 33\r\n"
+        ));
+    }
+}

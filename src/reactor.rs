@@ -1,0 +1,893 @@
+//! The event loop: owns the poller, the listeners, the connection slab, storage and the
+//! timers; accepts, routes readiness, runs the WAIT and IN handlers, wakes parked
+//! connections after a push, expires timers and picks the poll timeout. It is the only
+//! place that registers sockets and the only place where sockets and storage meet.
+//!
+//! Edge-triggered rule (mio): every readable event is drained to WouldBlock, and WRITABLE
+//! interest is added only while a write tail is pending.
+//!
+//! Structure: `conns: Slab<Conn>` (token = slab key), listener tokens from `LISTENER_BASE`
+//! up; `closing` collects connections that got their final reply during this turn, closed
+//! after the handler that served them finished (so logs come in the original's order).
+//! Uses: everything below it.
+
+use crate::commands::{self, Command};
+use crate::config::Config;
+use crate::conn::{Conn, State};
+use crate::cursor::{Cursor, CursorGen};
+use crate::ident::{self, Scan};
+use crate::in_line::{self, Parsed};
+use crate::rlog;
+use crate::storage::{Delivery, Expired, Limits, Message, Storage};
+use crate::timers::Timers;
+use crate::types::{ChannelId, ConnId, Line};
+use crate::wait_line;
+use log::Level::{Debug, Info, Warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Tokens at and above this are listeners; below are connection slab keys.
+const LISTENER_BASE: usize = 1 << 40;
+/// Size of the one read buffer every connection reads through.
+const SCRATCH: usize = 64 * 1024;
+/// Longest poll sleep, so that coarse timers stay coarse but not stale.
+const MAX_POLL: Duration = Duration::from_secs(1);
+/// Pause after EMFILE/ENFILE before trying to accept again.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct ListenToken(usize);
+
+struct Listener {
+    sock: TcpListener,
+    line: Line,
+}
+
+pub struct Reactor {
+    poll: Poll,
+    listeners: Vec<Listener>,
+    conns: Slab<Conn>,
+    next_gen: u32,
+    storage: Storage,
+    timers: Timers<ConnId>,
+    cfg: Config,
+    limits: Limits,
+    cursors: CursorGen,
+    scratch: Vec<u8>,
+    closing: Vec<ConnId>,
+    accept_paused_until: Option<Instant>,
+    last_accept_warn: Option<Instant>,
+}
+
+/// `WAIT: 1.2.3.4:5678: ` (or `?:?` when the peer is gone), built only when logging.
+struct Who<'a> {
+    line: Line,
+    sock: Option<&'a TcpStream>,
+}
+
+impl fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.sock.and_then(|s| s.peer_addr().ok()) {
+            Some(a) => write!(f, "{}: {}", self.line.name(), a),
+            None => write!(f, "{}: ?:?", self.line.name()),
+        }
+    }
+}
+
+fn limits_of(cfg: &Config) -> Limits {
+    Limits {
+        max_data_for_id: cfg.max_data_for_id,
+        offline_timeout: cfg.offline_timeout,
+        clean_id_after: cfg.clean_id_after,
+        event_chain_len: cfg.event_chain_len,
+    }
+}
+
+/// Binds one `host:port` (IPv4, `[IPv6]`, or a host name) with SO_REUSEADDR and the
+/// original's backlog of 50000.
+fn bind(addr: &str) -> Result<TcpListener, String> {
+    let sa: SocketAddr = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("{addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr}: no address"))?;
+    let std = std::net::TcpListener::bind(sa).map_err(|e| format!("{addr}: {e}"))?;
+    std.set_nonblocking(true)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    // SAFETY: the fd is a valid listening socket owned by `std`; listen() again only
+    // changes its backlog.
+    unsafe {
+        libc::listen(std::os::fd::AsRawFd::as_raw_fd(&std), 50_000);
+    }
+    Ok(TcpListener::from_std(std))
+}
+
+impl Reactor {
+    /// Binds every WAIT_ADDR and IN_ADDR (logging the real bound addresses).
+    pub fn new(cfg: Config) -> Result<Reactor, String> {
+        let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+        let mut r = Reactor {
+            poll,
+            listeners: Vec::new(),
+            conns: Slab::new(),
+            next_gen: 0,
+            storage: Storage::new(),
+            timers: Timers::new(),
+            limits: limits_of(&cfg),
+            cfg,
+            cursors: CursorGen::new(),
+            scratch: vec![0; SCRATCH],
+            closing: Vec::new(),
+            accept_paused_until: None,
+            last_accept_warn: None,
+        };
+        let addrs: Vec<(String, Line)> = r
+            .cfg
+            .wait_addr
+            .iter()
+            .map(|a| (a.clone(), Line::Wait))
+            .chain(r.cfg.in_addr.iter().map(|a| (a.clone(), Line::In)))
+            .collect();
+        for (addr, line) in addrs {
+            let mut sock = bind(&addr)?;
+            let token = Token(LISTENER_BASE + r.listeners.len());
+            r.poll
+                .registry()
+                .register(&mut sock, token, Interest::READABLE)
+                .map_err(|e| format!("{addr}: {e}"))?;
+            let local = sock.local_addr().map_err(|e| format!("{addr}: {e}"))?;
+            rlog!(
+                Info,
+                r.storage.counts(),
+                "{}: listening {}",
+                line.name(),
+                local
+            );
+            r.listeners.push(Listener { sock, line });
+        }
+        Ok(r)
+    }
+
+    /// The bound addresses, per line (for tests and tools).
+    pub fn local_addrs(&self) -> Vec<(Line, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.sock.local_addr().ok().map(|a| (l.line, a)))
+            .collect()
+    }
+
+    /// Runs until a fatal poll error.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut ready: Vec<(Token, bool, bool)> = Vec::with_capacity(1024);
+        let mut poll_errors = 0u32;
+        loop {
+            let timeout = self.poll_timeout(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                poll_errors += 1;
+                log::error!("poll failed: {e}");
+                if poll_errors > 100 {
+                    return Err(e);
+                }
+                continue;
+            }
+            poll_errors = 0;
+            ready.clear();
+            ready.extend(events.iter().map(|e| {
+                (
+                    e.token(),
+                    e.is_readable() || e.is_read_closed() || e.is_error(),
+                    e.is_writable() || e.is_write_closed(),
+                )
+            }));
+            for &(token, readable, writable) in &ready {
+                let now = Instant::now();
+                match token.0.checked_sub(LISTENER_BASE) {
+                    Some(i) => self.accept(ListenToken(i), now),
+                    None => self.on_event(token.0, readable, writable, now),
+                }
+                self.close_deferred(now);
+            }
+            let now = Instant::now();
+            self.expire(now);
+            self.close_deferred(now);
+        }
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Duration {
+        let next = [
+            self.timers.next_deadline(),
+            self.storage.next_deadline(),
+            self.accept_paused_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match next {
+            Some(t) => t.saturating_duration_since(now).min(MAX_POLL),
+            None => MAX_POLL,
+        }
+    }
+
+    // ----- accept -----------------------------------------------------------------------
+
+    fn accept(&mut self, which: ListenToken, now: Instant) {
+        if self.accept_paused_until.is_some_and(|t| t > now) {
+            return;
+        }
+        self.accept_paused_until = None;
+        loop {
+            let Some(l) = self.listeners.get(which.0) else {
+                return;
+            };
+            let line = l.line;
+            match l.sock.accept() {
+                Ok((sock, _)) => self.add_conn(sock, line, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+                    // Out of descriptors: stop accepting for a moment instead of spinning.
+                    self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                    if self
+                        .last_accept_warn
+                        .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+                    {
+                        self.last_accept_warn = Some(now);
+                        rlog!(
+                            Warn,
+                            self.storage.counts(),
+                            "accept: {e}; pausing new connections"
+                        );
+                    }
+                    return;
+                }
+                Err(e) => {
+                    log::debug!("accept: {e}");
+                    continue;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, mut sock: TcpStream, line: Line, now: Instant) {
+        let key = self.conns.vacant_key();
+        if self
+            .poll
+            .registry()
+            .register(&mut sock, Token(key), Interest::READABLE)
+            .is_err()
+        {
+            return;
+        }
+        self.next_gen = self.next_gen.wrapping_add(1);
+        let gen = self.next_gen;
+        let mut conn = Conn::new(sock, gen, line);
+        let id = ConnId {
+            key: key as u32,
+            gen,
+        };
+        let timeout = match line {
+            Line::Wait => self.cfg.wait_timeout,
+            Line::In => self.cfg.in_timeout,
+        };
+        conn.timer = timeout.map(|d| self.timers.arm(now, d, id));
+        rlog!(
+            Debug,
+            self.storage.counts(),
+            "{}: DEBUG: connection opened",
+            Who {
+                line,
+                sock: Some(&conn.sock)
+            }
+        );
+        self.conns.insert(conn);
+    }
+
+    // ----- connection events ------------------------------------------------------------
+
+    fn on_event(&mut self, key: usize, readable: bool, writable: bool, now: Instant) {
+        if writable {
+            self.on_writable(key);
+        }
+        if readable {
+            self.on_readable(key, now);
+        }
+    }
+
+    fn id_of(&self, key: usize) -> Option<ConnId> {
+        self.conns.get(key).map(|c| ConnId {
+            key: key as u32,
+            gen: c.gen,
+        })
+    }
+
+    fn who(&self, key: usize) -> Who<'_> {
+        match self.conns.get(key) {
+            Some(c) => Who {
+                line: c.line,
+                sock: Some(&c.sock),
+            },
+            None => Who {
+                line: Line::Wait,
+                sock: None,
+            },
+        }
+    }
+
+    /// `[name] ` for registered WAIT connections, as the original prefixes their lines.
+    fn name_prefix(&self, key: usize) -> String {
+        match self.conns.get(key).and_then(|c| c.listener) {
+            Some(l) => format!("[{}] ", self.storage.listener_name(l)),
+            None => String::new(),
+        }
+    }
+
+    fn on_writable(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        match c.flush() {
+            Ok(true) => {
+                let _ =
+                    self.poll
+                        .registry()
+                        .reregister(&mut c.sock, Token(key), Interest::READABLE);
+                if c.state == State::Closing {
+                    self.finish(key);
+                }
+            }
+            Ok(false) => {}
+            Err(_) => self.defer_close(key),
+        }
+    }
+
+    fn on_readable(&mut self, key: usize, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let line = c.line;
+        // Compat: the original appends everything one event reads and only then checks the
+        // limit, so a marker within that read still counts. Keep up to one scratch buffer
+        // past the limit (bounded memory), then let the handler report the overflow.
+        let keep_max = match line {
+            Line::Wait => self.cfg.wait_maxlen,
+            Line::In => self.cfg.in_maxlen,
+        }
+        .saturating_add(SCRATCH);
+        let r = c.read_all(&mut self.scratch, keep_max);
+        if r.bytes > 0 {
+            let id = ConnId {
+                key: key as u32,
+                gen: c.gen,
+            };
+            // The inactivity timeout counts from the last byte received.
+            if let Some(t) = c.timer.take() {
+                self.timers.cancel(t);
+                let d = match line {
+                    Line::Wait => self.cfg.wait_timeout,
+                    Line::In => self.cfg.in_timeout,
+                };
+                c.timer = d.map(|d| self.timers.arm(now, d, id));
+            }
+            rlog!(
+                Debug,
+                self.storage.counts(),
+                "{}: DEBUG: {}read {} bytes",
+                self.who(key),
+                self.name_prefix(key),
+                r.bytes
+            );
+            match line {
+                Line::Wait => self.on_wait_data(key, r.bytes, now),
+                Line::In => self.on_in_data(key, r.bytes),
+            }
+        }
+        if r.eof && self.conns.contains(key) {
+            if line == Line::In {
+                self.on_in_eof(key, now);
+            }
+            // A final reply still being written (a large ONLINE answer to a publisher that
+            // half-closed) is finished by on_writable; anything else closes now.
+            let flushing = self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.state == State::Closing && c.out.is_some());
+            if !flushing {
+                self.close_now(key, now);
+            }
+        }
+    }
+
+    // ----- WAIT line --------------------------------------------------------------------
+
+    fn on_wait_data(&mut self, key: usize, last_read: usize, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.state != State::Reading {
+            return;
+        }
+        let (pairs, first_id) =
+            match ident::scan(&c.buf, self.cfg.identifier.as_bytes(), c.scan_from as usize) {
+                Scan::NotYet { resume } => {
+                    c.scan_from = u32::try_from(resume).unwrap_or(0);
+                    if c.buf.len() > self.cfg.wait_maxlen {
+                        // Compat: Perl reports the size of the last read here.
+                        rlog!(
+                            Debug,
+                            self.storage.counts(),
+                            "{}: ERROR: overflow (received {} bytes total)",
+                            self.who(key),
+                            last_read
+                        );
+                        self.close_now(key, now);
+                    }
+                    return;
+                }
+                Scan::Found(m) => {
+                    let mut gen_now: Option<Cursor> = None;
+                    let mut pairs: Vec<(Cursor, Box<str>)> = Vec::new();
+                    // Compat: the Perl original listens to `*id` items on WAIT like plain ids.
+                    for it in ident::items(m.list) {
+                        let cursor = match it.cursor.and_then(Cursor::parse_client) {
+                            Some(c) => c,
+                            None => gen_now
+                                .get_or_insert_with(|| self.cursors.next(SystemTime::now()))
+                                .clone(),
+                        };
+                        pairs.push((cursor, String::from_utf8_lossy(it.id).into()));
+                    }
+                    let first = pairs.first().map(|p| p.1.clone());
+                    (pairs, first)
+                }
+            };
+        let Some(first_id) = first_id else {
+            rlog!(
+                Debug,
+                self.storage.counts(),
+                "{}: ERROR: Empty identifier passed",
+                self.who(key)
+            );
+            self.close_now(key, now);
+            return;
+        };
+        if *first_id == *self.cfg.iframe_id || *first_id == *self.cfg.script_id {
+            let (what, reply) = if *first_id == *self.cfg.iframe_id {
+                ("IFRAME", self.cfg.iframe_reply.clone())
+            } else {
+                ("SCRIPT", self.cfg.script_reply.clone())
+            };
+            rlog!(
+                Debug,
+                self.storage.counts(),
+                "{}: DEBUG: {} marker received, sending content",
+                self.who(key),
+                what
+            );
+            self.reply_and_close(key, &reply);
+            return;
+        }
+        self.register(key, pairs);
+    }
+
+    /// Registration (spec 4.3): header block, subscriptions, presence, then delivery of
+    /// anything already pending.
+    fn register(&mut self, key: usize, pairs: Vec<(Cursor, Box<str>)>) {
+        let Some(id) = self.id_of(key) else {
+            return;
+        };
+        let header = self.cfg.wait_header.clone();
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        // The request buffer is not needed any more: free it (the parked socket's
+        // footprint is its slab entry and subscriptions only).
+        c.buf = Vec::new();
+        c.scan_from = 0;
+        c.state = State::Parked;
+        if self.write_or_close(key, &header).is_err() {
+            return;
+        }
+        let pairs: Vec<(Cursor, ChannelId)> = pairs
+            .into_iter()
+            .map(|(cur, name)| (cur, self.storage.intern(&name)))
+            .collect();
+        let l = self.storage.register(id, pairs, &self.limits);
+        if let Some(c) = self.conns.get_mut(key) {
+            c.listener = Some(l);
+        }
+        rlog!(
+            Debug,
+            self.storage.counts(),
+            "{}: DEBUG: {}registered",
+            self.who(key),
+            self.name_prefix(key)
+        );
+        let (deliveries, ids) = self.storage.deliver_to_new(l, &self.limits);
+        self.send_deliveries(deliveries, &ids);
+    }
+
+    /// Writes each delivery's body and queues its connection for closing.
+    fn send_deliveries(&mut self, deliveries: Vec<Delivery>, ids: &[Rc<str>]) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let ids_text = if log::log_enabled!(Debug) {
+            ids.iter().map(|s| &**s).collect::<Vec<_>>().join(", ")
+        } else {
+            String::new()
+        };
+        let mut body = Vec::new();
+        for d in deliveries {
+            let key = d.conn.key as usize;
+            // INVARIANT: a listener's connection outlives its registration.
+            debug_assert_eq!(self.id_of(key), Some(d.conn));
+            if self.id_of(key) != Some(d.conn) {
+                continue;
+            }
+            body.clear();
+            wait_line::body(&d.blocks, &mut body);
+            if let Some(c) = self.conns.get_mut(key) {
+                c.state = State::Closing;
+            }
+            let done = self.write_or_close(key, &body);
+            rlog!(
+                Debug,
+                self.storage.counts(),
+                "<- sending {} responses ({} bytes) from [{}] (print=1, shutdown=1)",
+                d.blocks.len(),
+                body.len(),
+                ids_text
+            );
+            if done == Ok(true) {
+                self.finish(key);
+            }
+        }
+    }
+
+    /// Sends `bytes`; on a socket error the connection is queued for closing.
+    /// Ok(true): everything went out; Ok(false): a tail waits for WRITABLE.
+    fn write_or_close(&mut self, key: usize, bytes: &[u8]) -> Result<bool, ()> {
+        let Some(c) = self.conns.get_mut(key) else {
+            return Err(());
+        };
+        match c.send(bytes) {
+            Ok(true) => Ok(true),
+            Ok(false) => {
+                let _ = self.poll.registry().reregister(
+                    &mut c.sock,
+                    Token(key),
+                    Interest::READABLE | Interest::WRITABLE,
+                );
+                Ok(false)
+            }
+            Err(_) => {
+                self.defer_close(key);
+                Err(())
+            }
+        }
+    }
+
+    /// Sends a final reply, then shuts the connection down once it is flushed.
+    fn reply_and_close(&mut self, key: usize, bytes: &[u8]) {
+        if let Some(c) = self.conns.get_mut(key) {
+            c.state = State::Closing;
+            c.buf = Vec::new();
+        }
+        if self.write_or_close(key, bytes) == Ok(true) {
+            self.finish(key);
+        }
+    }
+
+    /// The final reply is out: close after this turn (dropping the socket sends FIN; an
+    /// explicit shutdown first would only lose the peer address for the log line).
+    fn finish(&mut self, key: usize) {
+        self.defer_close(key);
+    }
+
+    fn defer_close(&mut self, key: usize) {
+        if let Some(id) = self.id_of(key) {
+            if !self.closing.contains(&id) {
+                self.closing.push(id);
+            }
+        }
+    }
+
+    fn close_deferred(&mut self, now: Instant) {
+        while let Some(id) = self.closing.pop() {
+            if self.id_of(id.key as usize) == Some(id) {
+                self.close_now(id.key as usize, now);
+            }
+        }
+    }
+
+    /// The close handler (spec 4.6 / 6.1 step 4): unsubscribe, start offline countdowns,
+    /// log, and drop the socket.
+    fn close_now(&mut self, key: usize, now: Instant) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        let prefix = self.name_prefix(key);
+        let who = self.who(key).to_string();
+        let mut c = self.conns.remove(key);
+        let _ = self.poll.registry().deregister(&mut c.sock);
+        if let Some(t) = c.timer.take() {
+            self.timers.cancel(t);
+        }
+        if let Some(l) = c.listener.take() {
+            self.storage.close_listener(l, now, &self.limits);
+        }
+        rlog!(
+            Debug,
+            self.storage.counts(),
+            "{}: DEBUG: {}connection closed",
+            who,
+            prefix
+        );
+    }
+
+    // ----- IN line ----------------------------------------------------------------------
+
+    fn on_in_data(&mut self, key: usize, _last_read: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.state != State::Reading {
+            return;
+        }
+        if c.parsed.is_none() {
+            match ident::scan(&c.buf, self.cfg.identifier.as_bytes(), c.scan_from as usize) {
+                Scan::NotYet { resume } => c.scan_from = u32::try_from(resume).unwrap_or(0),
+                Scan::Found(m) => {
+                    let p = Parsed::from_marker(&m, &mut self.cursors, SystemTime::now());
+                    c.parsed = Some(Box::new(p));
+                    let desc = c.parsed.as_ref().map(|p| p.describe()).unwrap_or_default();
+                    rlog!(
+                        Debug,
+                        self.storage.counts(),
+                        "{}: DEBUG: {}",
+                        self.who(key),
+                        desc
+                    );
+                    if !self.authenticate(key) {
+                        return;
+                    }
+                }
+            }
+        }
+        let Some(c) = self.conns.get(key) else {
+            return;
+        };
+        if let Some(cmd) = commands::find(&c.buf, false) {
+            self.run_command(key, cmd);
+            return;
+        }
+        if c.buf.len() > self.cfg.in_maxlen {
+            // Spec 13.1 #4: unlike the original, an overflowing request is not pushed.
+            rlog!(
+                Debug,
+                self.storage.counts(),
+                "{}: ERROR: overflow (received {} bytes total)",
+                self.who(key),
+                c.buf.len()
+            );
+            if let Some(c) = self.conns.get_mut(key) {
+                c.parsed = None;
+                c.buf = Vec::new();
+                c.state = State::Closing;
+            }
+            self.finish(key);
+        }
+    }
+
+    /// Checks the request's credentials; on failure replies 403 and returns false.
+    fn authenticate(&mut self, key: usize) -> bool {
+        let Some(c) = self.conns.get(key) else {
+            return false;
+        };
+        let creds = c.parsed.as_ref().and_then(|p| p.creds());
+        let Err(err) = self.cfg.users.check(creds) else {
+            return true;
+        };
+        let reply = in_line::forbidden(&err);
+        rlog!(
+            Debug,
+            self.storage.counts(),
+            "{}: ERROR: {}",
+            self.who(key),
+            err
+        );
+        if let Some(c) = self.conns.get_mut(key) {
+            c.parsed = None;
+        }
+        self.reply_and_close(key, &reply);
+        false
+    }
+
+    fn on_in_eof(&mut self, key: usize, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.state != State::Reading {
+            return;
+        }
+        if let Some(cmd) = commands::find(&c.buf, true) {
+            self.run_command(key, cmd);
+            return;
+        }
+        let Some(parsed) = c.parsed.take() else {
+            return;
+        };
+        let buf = std::mem::take(&mut c.buf);
+        let Some(body) = in_line::body_of(&buf).filter(|b| !b.is_empty()) else {
+            // Spec 13.1 #3: an empty body is ignored like a missing one.
+            rlog!(
+                Debug,
+                self.storage.counts(),
+                "{}: DEBUG: passed empty HTTP body, ignored",
+                self.who(key)
+            );
+            return;
+        };
+        let mut targets: Vec<(Cursor, ChannelId)> = Vec::with_capacity(parsed.targets.len());
+        let mut names: Vec<&str> = Vec::with_capacity(parsed.targets.len());
+        for (cursor, id) in &parsed.targets {
+            if let Some(login) = &parsed.login {
+                let owned = id
+                    .strip_prefix(login.as_str())
+                    .is_some_and(|rest| rest.starts_with('_'));
+                if !owned {
+                    rlog!(
+                        Debug,
+                        self.storage.counts(),
+                        "{}: DEBUG: skipping not owned [{}] for login {}",
+                        self.who(key),
+                        id,
+                        login
+                    );
+                    continue;
+                }
+            }
+            targets.push((cursor.clone(), self.storage.intern(id)));
+            names.push(id);
+        }
+        if targets.is_empty() {
+            return;
+        }
+        let msg = Rc::new(Message {
+            data: body.into(),
+            limiters: parsed.limiters.clone().into_boxed_slice(),
+        });
+        let who = self.who(key).to_string();
+        let names = names.join(",");
+        self.apply_message(now, msg, targets, |counts| {
+            rlog!(Debug, counts, "{}: DEBUG: added data for [{}]", who, names);
+        });
+    }
+
+    /// Applies one published message: queue it under its targets, then wake and answer
+    /// every listener that may see it. This is the one entry point for messages, whatever
+    /// their source.
+    pub fn apply_message(
+        &mut self,
+        now: Instant,
+        msg: Rc<Message>,
+        targets: Vec<(Cursor, ChannelId)>,
+        queued: impl FnOnce(crate::storage::Counts),
+    ) {
+        self.storage.push(now, &msg, &targets, &self.limits);
+        queued(self.storage.counts());
+        let mut ids: Vec<ChannelId> = targets.iter().map(|t| t.1).collect();
+        let (deliveries, names) = self.storage.deliver(&mut ids, &self.limits);
+        self.send_deliveries(deliveries, &names);
+    }
+
+    fn run_command(&mut self, key: usize, cmd: Command) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        c.buf = Vec::new();
+        c.state = State::Closing;
+        rlog!(
+            Debug,
+            self.storage.counts(),
+            "{}: DEBUG: received aux command: {}",
+            self.who(key),
+            cmd.describe()
+        );
+        // Commands check the credentials again (the marker may have come without ids).
+        if !self.authenticate(key) {
+            return;
+        }
+        let login = self
+            .conns
+            .get(key)
+            .and_then(|c| c.parsed.as_ref())
+            .and_then(|p| p.login.clone());
+        let answer = commands::answer(&cmd, &self.storage, login.as_deref());
+        match answer {
+            commands::Answer::Text { body, log } => {
+                rlog!(
+                    Debug,
+                    self.storage.counts(),
+                    "{}: DEBUG: {}",
+                    self.who(key),
+                    log
+                );
+                let reply = in_line::ok_text(&body);
+                self.reply_and_close(key, &reply);
+            }
+            commands::Answer::Nothing => self.finish(key),
+        }
+    }
+
+    // ----- timers -----------------------------------------------------------------------
+
+    fn expire(&mut self, now: Instant) {
+        if self.accept_paused_until.is_some_and(|t| t <= now) {
+            for i in 0..self.listeners.len() {
+                self.accept(ListenToken(i), now);
+            }
+        }
+        while let Some(id) = self.timers.pop_expired(now) {
+            let key = id.key as usize;
+            if self.id_of(key) != Some(id) {
+                continue;
+            }
+            if let Some(c) = self.conns.get_mut(key) {
+                c.timer = None;
+            }
+            let dropped = self
+                .conns
+                .get(key)
+                .and_then(|c| c.parsed.as_ref().map(|_| c.buf.len()));
+            rlog!(
+                Debug,
+                self.storage.counts(),
+                "{}: DEBUG: {}timeout",
+                self.who(key),
+                self.name_prefix(key)
+            );
+            if let Some(n) = dropped {
+                rlog!(
+                    Warn,
+                    self.storage.counts(),
+                    "{}: ERROR: IN_TIMEOUT reached before EOF, {} bytes dropped",
+                    self.who(key),
+                    n
+                );
+            }
+            self.close_now(key, now);
+        }
+        while let Some(e) = self.storage.expire_one(now) {
+            match e {
+                Expired::Offline(name) => {
+                    rlog!(Debug, self.storage.counts(), "[{}] is now offline", name);
+                    self.storage.record_offline(&name, &self.limits);
+                }
+                Expired::Cleaned(name) => {
+                    rlog!(
+                        Debug,
+                        self.storage.counts(),
+                        "[{}] cleaned, because no data is pushed within last {} seconds",
+                        name,
+                        self.cfg
+                            .values
+                            .get("CLEAN_ID_AFTER")
+                            .map(|v| v.to_perl_string())
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+}

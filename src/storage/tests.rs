@@ -1,0 +1,172 @@
+//! Storage unit tests: every operation is followed by `check_invariants()`.
+
+use super::*;
+use std::time::Duration;
+
+fn lim() -> Limits {
+    Limits {
+        max_data_for_id: 2,
+        offline_timeout: Duration::from_secs(30),
+        clean_id_after: Duration::from_secs(3600),
+        event_chain_len: 1000,
+    }
+}
+
+fn c(s: &str) -> Cursor {
+    Cursor::parse_client(s.as_bytes()).unwrap()
+}
+
+fn msg(data: &str, limiters: &[&str]) -> Rc<Message> {
+    Rc::new(Message {
+        data: data.as_bytes().into(),
+        limiters: limiters.iter().map(|l| Box::from(*l)).collect(),
+    })
+}
+
+fn conn(k: u32) -> ConnId {
+    ConnId { key: k, gen: k }
+}
+
+fn bodies(d: &Delivery) -> Vec<String> {
+    d.blocks
+        .iter()
+        .map(|b| {
+            let ids: Vec<String> = b.ids.iter().map(|(n, c)| format!("{n}={c}")).collect();
+            format!("{}:{}", ids.join("+"), String::from_utf8_lossy(&b.msg.data))
+        })
+        .collect()
+}
+
+#[test]
+fn push_then_register_delivers_newer_items_in_order() {
+    let now = Instant::now();
+    let mut s = Storage::new();
+    let abc = s.intern("abc");
+    for (cur, data) in [("20", "ccc"), ("11", "aaa"), ("18", "ddd"), ("15", "bbb")] {
+        s.push(
+            now,
+            &msg(data, &[]),
+            &[(c(cur), abc)],
+            &Limits {
+                max_data_for_id: 30,
+                ..lim()
+            },
+        );
+        s.check_invariants();
+    }
+    let l = s.register(conn(1), vec![(c("10"), abc)], &lim());
+    s.check_invariants();
+    let (d, ids) = s.deliver_to_new(
+        l,
+        &Limits {
+            max_data_for_id: 30,
+            ..lim()
+        },
+    );
+    s.check_invariants();
+    assert_eq!(&*ids[0], "abc");
+    assert_eq!(
+        bodies(&d[0]),
+        ["abc=11:aaa", "abc=15:bbb", "abc=18:ddd", "abc=20:ccc"]
+    );
+    assert_eq!(s.counts().pairs_by_fhs, 0);
+    s.close_listener(l, now, &lim());
+    s.check_invariants();
+    assert_eq!(s.counts().online_timers, 1);
+}
+
+#[test]
+fn one_message_to_two_ids_is_one_block_and_trim_keeps_newest() {
+    let now = Instant::now();
+    let mut s = Storage::new();
+    let (a, b) = (s.intern("abc"), s.intern("def"));
+    for (i, data) in ["a", "bb", "ccc"].iter().enumerate() {
+        let cur = c(&(i + 1).to_string());
+        s.push(now, &msg(data, &[]), &[(cur.clone(), a), (cur, b)], &lim());
+        s.deliver(&mut vec![a, b], &lim());
+        s.check_invariants();
+    }
+    let l = s.register(conn(1), vec![(c("0"), b), (c("0"), a)], &lim());
+    let (d, _) = s.deliver_to_new(l, &lim());
+    assert_eq!(bodies(&d[0]), ["abc=2+def=2:bb", "abc=3+def=3:ccc"]);
+    assert_eq!(s.trimmed_items, 2);
+    s.check_invariants();
+}
+
+#[test]
+fn fanout_and_limiters() {
+    let now = Instant::now();
+    let mut s = Storage::new();
+    let (news, u7) = (s.intern("news"), s.intern("u7"));
+    let l1 = s.register(conn(1), vec![(c("1"), news)], &lim());
+    let l2 = s.register(conn(2), vec![(c("1"), news), (c("1"), u7)], &lim());
+    let l3 = s.register(conn(3), vec![(c("1"), news)], &lim());
+    s.check_invariants();
+    s.push(
+        now,
+        &msg("\"private\"", &["u7"]),
+        &[(c("20"), news)],
+        &lim(),
+    );
+    let (d, ids) = s.deliver(&mut vec![news], &lim());
+    s.check_invariants();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].listener, l2);
+    assert_eq!(&*ids[0], "news");
+    s.push(now, &msg("\"public\"", &[]), &[(c("21"), news)], &lim());
+    let (d, _) = s.deliver(&mut vec![news], &lim());
+    s.check_invariants();
+    let mut served: Vec<ListenerId> = d.iter().map(|d| d.listener).collect();
+    served.sort();
+    assert_eq!(served, [l1, l3]);
+    for l in [l1, l2, l3] {
+        s.close_listener(l, now, &lim());
+        s.check_invariants();
+    }
+    assert_eq!(s.counts().connected_fhs, 0);
+}
+
+#[test]
+fn offline_and_cleanup_timers_forget_channels() {
+    let now = Instant::now();
+    let mut s = Storage::new();
+    let abc = s.intern("abc");
+    let l = s.register(conn(1), vec![(c("1"), abc)], &lim());
+    s.push(now, &msg("x", &[]), &[(c("0"), abc)], &lim());
+    s.close_listener(l, now, &lim());
+    s.check_invariants();
+    // A second registration within the grace window cancels the countdown.
+    let l = s.register(conn(2), vec![(c("1"), abc)], &lim());
+    assert_eq!(s.events().len(), 1);
+    s.close_listener(l, now, &lim());
+    let later = now + Duration::from_secs(4000);
+    let mut got = Vec::new();
+    while let Some(e) = s.expire_one(later) {
+        if let Expired::Offline(n) = &e {
+            s.record_offline(n, &lim());
+        }
+        got.push(format!("{e:?}"));
+        s.check_invariants();
+    }
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        s.counts(),
+        Counts {
+            events: 2,
+            ..Counts::default()
+        }
+    );
+    assert!(s.lookup("abc").is_none());
+}
+
+#[test]
+fn duplicate_ids_in_one_registration() {
+    let mut s = Storage::new();
+    let dd = s.intern("dd");
+    s.push(Instant::now(), &msg("x", &[]), &[(c("7"), dd)], &lim());
+    let l = s.register(conn(1), vec![(c("10"), dd), (c("5"), dd)], &lim());
+    assert_eq!(s.listener_name(l), "10:dd,(and 1 more)");
+    let (d, _) = s.deliver_to_new(l, &lim());
+    assert_eq!(bodies(&d[0]), ["dd=7:x"]);
+    s.check_invariants();
+}

@@ -1,0 +1,77 @@
+//! WAIT line replies (spec 4.5): the JSON-ish body built from storage's blocks.
+//!
+//! Structure: pure functions from `Block`s to bytes; the data of each message is inserted
+//! raw (the original does not escape it).
+//! Uses: storage (Block), cursor.
+
+use crate::storage::Block;
+
+/// `[\n  {\n    "ids": { "a": "1", "b": "2" },\n    "data": <data>\n  },\n ... \n]`
+pub fn body(blocks: &[Block], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"[\n");
+    for (i, b) in blocks.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b",\n");
+        }
+        out.extend_from_slice(b"  {\n    \"ids\": { ");
+        for (j, (id, cursor)) in b.ids.iter().enumerate() {
+            if j > 0 {
+                out.extend_from_slice(b", ");
+            }
+            out.push(b'"');
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(b"\": \"");
+            cursor.write_to(out);
+            out.push(b'"');
+        }
+        out.extend_from_slice(b" },\n    \"data\":");
+        // Compat: a newline instead of the space when the data has one (spec 4.5).
+        let data = &b.msg.data;
+        out.push(if data.contains(&b'\n') { b'\n' } else { b' ' });
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\n  }");
+    }
+    out.extend_from_slice(b"\n]");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cursor::Cursor;
+    use crate::storage::Message;
+    use std::rc::Rc;
+
+    fn block(ids: &[(&str, &str)], data: &str) -> Block {
+        let c = |s: &str| Cursor::parse_client(s.as_bytes()).unwrap();
+        Block {
+            msg: Rc::new(Message {
+                data: data.as_bytes().into(),
+                limiters: Box::new([]),
+            }),
+            cursor: c(ids[0].1),
+            ids: ids.iter().map(|(n, s)| (Rc::from(*n), c(s))).collect(),
+        }
+    }
+
+    #[test]
+    fn layout_matches_the_original() {
+        let mut out = Vec::new();
+        body(&[block(&[("abc", "15")], "\"aaa\"")], &mut out);
+        assert_eq!(
+            out,
+            b"[\n  {\n    \"ids\": { \"abc\": \"15\" },\n    \"data\": \"aaa\"\n  }\n]"
+        );
+        let mut out = Vec::new();
+        body(
+            &[
+                block(&[("abc", "2"), ("def", "2")], "\"aaa\""),
+                block(&[("abc", "3")], "{\"a\":\n1}"),
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[\n  {\n    \"ids\": { \"abc\": \"2\", \"def\": \"2\" },\n    \"data\": \"aaa\"\n  },\n  {\n    \"ids\": { \"abc\": \"3\" },\n    \"data\":\n{\"a\":\n1}\n  }\n]"
+        );
+    }
+}
