@@ -17,6 +17,7 @@ pub mod commands;
 pub mod config;
 pub mod conn;
 pub mod cursor;
+pub mod http;
 pub mod httpdate;
 pub mod ident;
 pub mod in_line;

@@ -15,6 +15,7 @@ use crate::commands::{self, Command};
 use crate::config::Config;
 use crate::conn::{Conn, State};
 use crate::cursor::{Cursor, CursorGen};
+use crate::http::{self, Head};
 use crate::ident::{self, Scan};
 use crate::in_line::{self, Parsed};
 use crate::rlog;
@@ -106,6 +107,19 @@ fn bind(addr: &str) -> Result<TcpListener, String> {
         libc::listen(std::os::fd::AsRawFd::as_raw_fd(&std), 50_000);
     }
     Ok(TcpListener::from_std(std))
+}
+
+/// Inserts extra header lines before the blank line that ends `reply`'s head.
+fn with_headers(reply: &[u8], extra: &[u8]) -> Vec<u8> {
+    let end = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(reply.len(), |p| p + 2);
+    let mut out = Vec::with_capacity(reply.len() + extra.len());
+    out.extend_from_slice(reply.get(..end).unwrap_or_default());
+    out.extend_from_slice(extra);
+    out.extend_from_slice(reply.get(end..).unwrap_or_default());
+    out
 }
 
 impl Reactor {
@@ -416,6 +430,59 @@ impl Reactor {
         if c.state != State::Reading {
             return;
         }
+        // CORS (only when configured, so the original's bytes stay the default): an HTTP
+        // request is acted on once its head is complete, to know its Origin.
+        let mut cors: Option<Vec<u8>> = None;
+        if !self.cfg.allowed_origins.is_empty() {
+            match http::parse_head(&c.buf) {
+                Head::Partial => {
+                    if c.buf.len() > self.cfg.wait_maxlen {
+                        rlog!(
+                            Debug,
+                            self.storage.counts(),
+                            "{}: ERROR: overflow (received {} bytes total)",
+                            self.who(key),
+                            last_read
+                        );
+                        self.close_now(key, now);
+                    }
+                    return;
+                }
+                Head::NotHttp => {}
+                Head::Complete {
+                    method,
+                    origin,
+                    request_headers,
+                } => {
+                    let allowed = origin
+                        .filter(|o| http::origin_allowed(o, &self.cfg.allowed_origins))
+                        .map(<[u8]>::to_vec);
+                    if method.eq_ignore_ascii_case("OPTIONS") {
+                        let reply = match &allowed {
+                            Some(o) => http::preflight(o, request_headers),
+                            None => b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".to_vec(),
+                        };
+                        rlog!(
+                            Debug,
+                            self.storage.counts(),
+                            "{}: DEBUG: CORS preflight ({})",
+                            self.who(key),
+                            if allowed.is_some() {
+                                "allowed"
+                            } else {
+                                "refused"
+                            }
+                        );
+                        self.reply_and_close(key, &reply);
+                        return;
+                    }
+                    cors = allowed;
+                }
+            }
+        }
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
         let (pairs, first_id) =
             match ident::scan(&c.buf, self.cfg.identifier.as_bytes(), c.scan_from as usize) {
                 Scan::NotYet { resume } => {
@@ -473,19 +540,26 @@ impl Reactor {
                 self.who(key),
                 what
             );
+            let reply = match &cors {
+                Some(o) => with_headers(&reply, &http::cors_headers(o)),
+                None => reply.to_vec(),
+            };
             self.reply_and_close(key, &reply);
             return;
         }
-        self.register(key, pairs);
+        self.register(key, pairs, cors);
     }
 
     /// Registration (spec 4.3): header block, subscriptions, presence, then delivery of
     /// anything already pending.
-    fn register(&mut self, key: usize, pairs: Vec<(Cursor, Box<str>)>) {
+    fn register(&mut self, key: usize, pairs: Vec<(Cursor, Box<str>)>, cors: Option<Vec<u8>>) {
         let Some(id) = self.id_of(key) else {
             return;
         };
-        let header = self.cfg.wait_header.clone();
+        let header: Rc<[u8]> = match &cors {
+            Some(o) => Rc::from(with_headers(&self.cfg.wait_header, &http::cors_headers(o))),
+            None => self.cfg.wait_header.clone(),
+        };
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };

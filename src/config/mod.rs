@@ -54,6 +54,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "JS_DEBUG",
     "VERBOSITY",
     "MAX_MEM_MB",
+    "ALLOWED_ORIGINS",
+    "IFRAME_ORIGIN_AGENT_CLUSTER",
 ];
 
 #[derive(Debug)]
@@ -96,6 +98,8 @@ pub struct Config {
     pub identifier: String,
     pub verbosity: u8,
     pub max_mem_mb: f64,
+    /// Origins whose WAIT requests get CORS headers (`*`: any); empty keeps the original bytes.
+    pub allowed_origins: Vec<String>,
     /// The complete IFRAME reply (headers and substituted content).
     pub iframe_reply: Rc<[u8]>,
     /// The complete SCRIPT reply.
@@ -261,6 +265,14 @@ fn build(
         None | Some(Value::Undef) => 3,
         Some(v) => v.to_f64().clamp(0.0, 3.0) as u8,
     };
+    // Spec 14: old https pages that rely on document.domain need both frames out of the
+    // origin-keyed agent cluster; opt-in because it changes the reply bytes.
+    let oac = get(&values, "IFRAME_ORIGIN_AGENT_CLUSTER").is_true();
+    let iframe_extra = if oac {
+        "Origin-Agent-Cluster: ?0\r\n"
+    } else {
+        ""
+    };
     let iframe = load_static(
         &values,
         "IFRAME_FILE",
@@ -268,6 +280,7 @@ fn build(
         "text/html",
         &charset,
         dirs,
+        iframe_extra,
     )?;
     let script = load_static(
         &values,
@@ -276,7 +289,17 @@ fn build(
         "text/javascript",
         &charset,
         dirs,
+        "",
     )?;
+    let allowed_origins: Vec<String> = match get(&values, "ALLOWED_ORIGINS") {
+        Value::List(items) => items.iter().map(Value::to_perl_string).collect(),
+        Value::Undef => Vec::new(),
+        other => other
+            .to_perl_string()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    };
     let users_name = string(&values, "USERS_FILE");
     let users_text = read_named(
         &users_name,
@@ -307,6 +330,7 @@ fn build(
         identifier,
         verbosity,
         max_mem_mb: num(&values, "MAX_MEM_MB")?,
+        allowed_origins,
         iframe_reply: iframe,
         script_reply: script,
         wait_header: Rc::from(wait_header.into_bytes()),
@@ -342,6 +366,7 @@ fn load_static(
     mime: &str,
     charset: &str,
     dirs: &SearchDirs,
+    extra_headers: &str,
 ) -> Result<Rc<[u8]>, ConfigError> {
     let name = string(values, key);
     let default_name = if key == "IFRAME_FILE" {
@@ -366,8 +391,9 @@ fn load_static(
     let body = substitute(&content, values);
     let mut reply = format!(
         "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: {mime}; charset={charset}\r\n\
-         Last-Modified: {}\r\nExpires: Wed, 08 Jul 2037 22:53:52 GMT\r\nCache-Control: public\r\n\r\n",
-        httpdate::format_e(mtime.unwrap_or(std::time::UNIX_EPOCH))
+         Last-Modified: {}\r\nExpires: Wed, 08 Jul 2037 22:53:52 GMT\r\nCache-Control: public\r\n{}\r\n",
+        httpdate::format_e(mtime.unwrap_or(std::time::UNIX_EPOCH)),
+        extra_headers
     )
     .into_bytes();
     reply.extend_from_slice(&body);

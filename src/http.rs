@@ -1,0 +1,134 @@
+//! The little real HTTP the server needs, through httparse: only when CORS is configured
+//! does a WAIT request's head matter (its method and `Origin`); everything else about the
+//! protocol is the original's raw-byte marker search (`ident`).
+//!
+//! Uses: nothing internal.
+
+/// What the start of a request is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Head<'a> {
+    /// An HTTP request head that has not fully arrived yet.
+    Partial,
+    /// Not an HTTP request (the original also serves bare `identifier=abc\n` lines).
+    NotHttp,
+    Complete {
+        method: &'a str,
+        origin: Option<&'a [u8]>,
+        /// `Access-Control-Request-Headers` of a preflight.
+        request_headers: Option<&'a [u8]>,
+    },
+}
+
+const MAX_HEADERS: usize = 64;
+
+pub fn parse_head(buf: &[u8]) -> Head<'_> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Partial) => Head::Partial,
+        Ok(httparse::Status::Complete(_)) => {
+            let find = |name: &str| {
+                req.headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(name))
+                    .map(|h| h.value)
+            };
+            Head::Complete {
+                method: req.method.unwrap_or(""),
+                origin: find("Origin"),
+                request_headers: find("Access-Control-Request-Headers"),
+            }
+        }
+        // Too many headers is still HTTP: treat it as a head without CORS information.
+        Err(httparse::Error::TooManyHeaders) => Head::Complete {
+            method: "",
+            origin: None,
+            request_headers: None,
+        },
+        Err(_) => Head::NotHttp,
+    }
+}
+
+/// The CORS response headers for an allowed origin (each line ends with CRLF).
+pub fn cors_headers(origin: &[u8]) -> Vec<u8> {
+    let mut h = Vec::with_capacity(128);
+    h.extend_from_slice(b"Access-Control-Allow-Origin: ");
+    h.extend_from_slice(origin);
+    h.extend_from_slice(b"\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n");
+    h
+}
+
+/// The answer to an OPTIONS preflight from an allowed origin.
+pub fn preflight(origin: &[u8], request_headers: Option<&[u8]>) -> Vec<u8> {
+    let mut r = b"HTTP/1.1 204 No Content\r\nConnection: close\r\n".to_vec();
+    r.extend_from_slice(&cors_headers(origin));
+    r.extend_from_slice(b"Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n");
+    if let Some(h) = request_headers.filter(|h| !h.is_empty()) {
+        r.extend_from_slice(b"Access-Control-Allow-Headers: ");
+        r.extend_from_slice(h);
+        r.extend_from_slice(b"\r\n");
+    }
+    r.extend_from_slice(b"Access-Control-Max-Age: 86400\r\nContent-Length: 0\r\n\r\n");
+    r
+}
+
+/// Whether `origin` is in ALLOWED_ORIGINS (`*` allows any).
+pub fn origin_allowed(origin: &[u8], allowed: &[String]) -> bool {
+    allowed.iter().any(|a| a == "*" || a.as_bytes() == origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads() {
+        assert_eq!(
+            parse_head(b"GET /?identifier=a HTTP/1.1\r\nHost: x\r\n"),
+            Head::Partial
+        );
+        assert_eq!(parse_head(b"identifier=abc\n"), Head::NotHttp);
+        assert_eq!(parse_head(b"test 5\nidentifier=10:id5\n"), Head::NotHttp);
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\norigin: https://a.example\r\n\r\n"),
+            Head::Complete {
+                method: "GET",
+                origin: Some(&b"https://a.example"[..]),
+                request_headers: None
+            }
+        );
+        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X: y\r\n".repeat(100));
+        assert!(matches!(
+            parse_head(many.as_bytes()),
+            Head::Complete { origin: None, .. }
+        ));
+    }
+
+    #[test]
+    fn preflight_bytes() {
+        let r = preflight(b"https://a", Some(b"content-type"));
+        let s = String::from_utf8(r).unwrap();
+        assert!(s.starts_with("HTTP/1.1 204 No Content\r\n"));
+        assert!(s.contains("Access-Control-Allow-Origin: https://a\r\n"));
+        assert!(s.contains("Access-Control-Allow-Headers: content-type\r\n"));
+        assert!(s.ends_with("\r\n\r\n"));
+        assert!(origin_allowed(b"https://a", &["*".into()]));
+        assert!(!origin_allowed(b"https://b", &["https://a".into()]));
+    }
+
+    #[test]
+    fn hostile_heads_never_panic() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let seed = b"OPTIONS /?identifier=a HTTP/1.1\r\nOrigin: o\r\nAccess-Control-Request-Headers: x\r\n\r\n";
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut v = seed.to_vec();
+            let at = (x as usize) % v.len();
+            v[at] = (x >> 16) as u8;
+            v.truncate((x >> 32) as usize % (v.len() + 1));
+            let _ = parse_head(&v);
+        }
+    }
+}
