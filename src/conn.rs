@@ -17,7 +17,35 @@ use crate::in_line::Parsed;
 use crate::timers::TimerKey;
 use crate::types::{Line, ListenerId};
 use mio::net::TcpStream;
+use std::fmt;
 use std::io::{self, Read, Write};
+use std::net::{SocketAddr, SocketAddrV6};
+
+/// The peer address for log lines, kept compact (accept() gives it for free; asking the
+/// socket later fails once the peer has reset it).
+#[derive(Clone, Debug)]
+pub enum Peer {
+    V4([u8; 4], u16),
+    V6(Box<SocketAddrV6>),
+}
+
+impl From<SocketAddr> for Peer {
+    fn from(a: SocketAddr) -> Peer {
+        match a {
+            SocketAddr::V4(v4) => Peer::V4(v4.ip().octets(), v4.port()),
+            SocketAddr::V6(v6) => Peer::V6(Box::new(v6)),
+        }
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::V4([a, b, c, d], port) => write!(f, "{a}.{b}.{c}.{d}:{port}"),
+            Peer::V6(a) => write!(f, "{a}"),
+        }
+    }
+}
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum State {
@@ -31,6 +59,7 @@ pub enum State {
 
 pub struct Conn {
     pub sock: TcpStream,
+    pub peer: Peer,
     pub gen: u32,
     pub line: Line,
     pub state: State,
@@ -46,8 +75,9 @@ pub struct Conn {
     pub parsed: Option<Box<Parsed>>,
 }
 
-// A parked socket's footprint is this struct plus its subscriptions: keep it small.
-const _: () = assert!(std::mem::size_of::<Conn>() <= 96);
+// A parked socket's footprint is this struct plus its subscriptions: keep it small (the
+// issue's budget is 128 bytes; today it is 104).
+const _: () = assert!(std::mem::size_of::<Conn>() <= 112);
 
 /// What one readable event gave.
 pub struct ReadResult {
@@ -58,9 +88,10 @@ pub struct ReadResult {
 }
 
 impl Conn {
-    pub fn new(sock: TcpStream, gen: u32, line: Line) -> Conn {
+    pub fn new(sock: TcpStream, peer: Peer, gen: u32, line: Line) -> Conn {
         Conn {
             sock,
+            peer,
             gen,
             line,
             state: State::Reading,

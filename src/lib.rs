@@ -24,6 +24,7 @@ pub mod in_line;
 pub mod logging;
 pub mod reactor;
 pub mod storage;
+pub mod supervisor;
 pub mod sys;
 pub mod timers;
 pub mod types;

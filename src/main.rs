@@ -1,16 +1,28 @@
-//! The `realplexor` binary: command line, config, limits, bind, privilege drop, run.
-//! The only place that turns errors into messages and exit codes.
+//! The `realplexor` binary: command line, then either the supervisor (default) or the
+//! worker (`--foreground`, or `--worker` when the supervisor starts it). The worker loads
+//! the config, raises limits, binds, drops privileges and runs the reactor. This is the
+//! only place that turns errors into messages and exit codes.
 
-use realplexor::{config, logging, reactor::Reactor, rlog, storage::Counts, sys};
-use std::path::PathBuf;
+use realplexor::reactor::{ConfigSource, Exit, Reactor};
+use realplexor::{config, logging, rlog, storage::Counts, supervisor, sys};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "Usage: realplexor [-p PIDFILE] [OVERRIDE.conf]";
+const USAGE: &str = "Usage: realplexor [-p PIDFILE] [--foreground] [OVERRIDE.conf]";
+
+/// Exit code of a worker that asks its supervisor for a fresh start (EX_TEMPFAIL).
+const RESTART_CODE: u8 = 75;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut opts = getopts::Options::new();
     opts.optopt("p", "pidfile", "write the process id to FILE", "FILE");
+    opts.optflag(
+        "f",
+        "foreground",
+        "run the worker directly, without the restarting supervisor (systemd, containers)",
+    );
+    opts.optflag("", "worker", "(internal) run as the supervisor's worker");
     opts.optflag("h", "help", "print this help");
     opts.optflag("V", "version", "print the version");
     let m = match opts.parse(&args) {
@@ -24,7 +36,8 @@ fn main() -> ExitCode {
         print!("{}", opts.usage(USAGE));
         println!(
             "\nLoads the built-in defaults (the original dklab_realplexor.conf), then OVERRIDE.conf\n\
-             (Perl syntax: $CONFIG{{KEY}} = value;). See README.md for the keys."
+             (Perl syntax: $CONFIG{{KEY}} = value;). SIGHUP reloads, SIGTERM/SIGINT stop.\n\
+             See README.md for the keys."
         );
         return ExitCode::SUCCESS;
     }
@@ -41,6 +54,53 @@ fn main() -> ExitCode {
         .and_then(|p| p.parent().map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("."));
     let override_path = m.free.first().map(PathBuf::from);
+    let pidfile = m.opt_str("p").map(PathBuf::from);
+
+    if m.opt_present("worker") {
+        if let Some(ppid) = std::env::var(supervisor::PARENT_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            sys::die_with_parent(ppid);
+        }
+        return worker(override_path, install_dir);
+    }
+    if let Some(p) = &pidfile {
+        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+            eprintln!("Cannot create {}: {e}", p.display());
+            return ExitCode::from(1);
+        }
+    }
+    let code = if m.opt_present("foreground") {
+        worker(override_path, install_dir)
+    } else {
+        // The supervisor checks the config once, silently, as the original's watchdog.
+        if let Err(e) = config::load(override_path.as_deref(), &install_dir) {
+            eprintln!("realplexor: config error: {e}");
+            remove(pidfile.as_deref());
+            return ExitCode::from(1);
+        }
+        let worker_args: Vec<String> = m.free.clone();
+        let (ov, dir) = (override_path.clone(), install_dir.clone());
+        let max_mem = move || {
+            config::load(ov.as_deref(), &dir)
+                .map(|l| l.config.max_mem_mb)
+                .unwrap_or(0.0)
+        };
+        ExitCode::from(supervisor::run(&worker_args, &max_mem).clamp(0, 255) as u8)
+    };
+    remove(pidfile.as_deref());
+    code
+}
+
+fn remove(pidfile: Option<&Path>) {
+    if let Some(p) = pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// The worker: config, limits, bind, privileges, event loop.
+fn worker(override_path: Option<PathBuf>, install_dir: PathBuf) -> ExitCode {
     let loaded = match config::load(override_path.as_deref(), &install_dir) {
         Ok(l) => l,
         Err(e) => {
@@ -60,13 +120,6 @@ fn main() -> ExitCode {
     for note in &loaded.notes {
         rlog!(log::Level::Info, zero, "{note}");
     }
-    let pidfile = m.opt_str("p").map(PathBuf::from);
-    if let Some(p) = &pidfile {
-        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
-            eprintln!("Cannot create {}: {e}", p.display());
-            return ExitCode::from(1);
-        }
-    }
     let su_user = cfg.su_user.clone();
     let mut reactor = match Reactor::new(cfg) {
         Ok(r) => r,
@@ -76,6 +129,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Err(e) = reactor.handle_signals(ConfigSource {
+        override_path,
+        install_dir,
+    }) {
+        eprintln!("realplexor: {e}");
+        return ExitCode::from(1);
+    }
     if !su_user.is_empty() && sys::is_root() {
         rlog!(
             log::Level::Info,
@@ -84,15 +144,13 @@ fn main() -> ExitCode {
         );
         if let Err(e) = sys::switch_user(&su_user) {
             eprintln!("realplexor: {e}");
+            log::error!("{e}");
             return ExitCode::from(1);
         }
     }
-    let result = reactor.run();
-    if let Some(p) = &pidfile {
-        let _ = std::fs::remove_file(p);
-    }
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    match reactor.run() {
+        Ok(Exit::Stop) => ExitCode::SUCCESS,
+        Ok(Exit::Restart) => ExitCode::from(RESTART_CODE),
         Err(e) => {
             eprintln!("realplexor: {e}");
             ExitCode::from(1)

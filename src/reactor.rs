@@ -12,14 +12,17 @@
 //! Uses: everything below it.
 
 use crate::commands::{self, Command};
-use crate::config::Config;
-use crate::conn::{Conn, State};
+use crate::config::perl::Value;
+use crate::config::{self, Config};
+use crate::conn::{Conn, Peer, State};
 use crate::cursor::{Cursor, CursorGen};
 use crate::http::{self, Head};
 use crate::ident::{self, Scan};
 use crate::in_line::{self, Parsed};
+use crate::logging;
 use crate::rlog;
 use crate::storage::{Delivery, Expired, Limits, Message, Storage};
+use crate::sys::{self, SignalFd};
 use crate::timers::Timers;
 use crate::types::{ChannelId, ConnId, Line};
 use crate::wait_line;
@@ -35,6 +38,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Tokens at and above this are listeners; below are connection slab keys.
 const LISTENER_BASE: usize = 1 << 40;
+/// The signalfd's token (just below the listeners).
+const SIGNAL: Token = Token(LISTENER_BASE - 1);
+/// How long a stopping worker lets IN requests already under way finish.
+const STOP_GRACE: Duration = Duration::from_millis(1500);
 /// Size of the one read buffer every connection reads through.
 const SCRATCH: usize = 64 * 1024;
 /// Longest poll sleep, so that coarse timers stay coarse but not stale.
@@ -48,6 +55,24 @@ struct ListenToken(usize);
 struct Listener {
     sock: TcpListener,
     line: Line,
+    /// The address as configured (compared on reload).
+    addr: String,
+}
+
+/// Why `run` returned.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGINT/SIGTERM: stopped gracefully.
+    Stop,
+    /// A reload changed an option that needs a fresh process (SU_USER, or an address that
+    /// could not be bound live): the supervisor starts a new worker, as the original does.
+    Restart,
+}
+
+/// Where the config came from, to load it again on SIGHUP.
+pub struct ConfigSource {
+    pub override_path: Option<std::path::PathBuf>,
+    pub install_dir: std::path::PathBuf,
 }
 
 pub struct Reactor {
@@ -64,17 +89,21 @@ pub struct Reactor {
     closing: Vec<ConnId>,
     accept_paused_until: Option<Instant>,
     last_accept_warn: Option<Instant>,
+    source: Option<ConfigSource>,
+    signals: Option<SignalFd>,
+    /// Set once SIGINT/SIGTERM arrived: the time by which the worker exits.
+    stop_by: Option<Instant>,
 }
 
-/// `WAIT: 1.2.3.4:5678: ` (or `?:?` when the peer is gone), built only when logging.
+/// `WAIT: 1.2.3.4:5678` (or `?:?` when unknown), formatted only when logging.
 struct Who<'a> {
     line: Line,
-    sock: Option<&'a TcpStream>,
+    peer: Option<&'a Peer>,
 }
 
 impl fmt::Display for Who<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.sock.and_then(|s| s.peer_addr().ok()) {
+        match self.peer {
             Some(a) => write!(f, "{}: {}", self.line.name(), a),
             None => write!(f, "{}: ?:?", self.line.name()),
         }
@@ -109,6 +138,28 @@ fn bind(addr: &str) -> Result<TcpListener, String> {
     Ok(TcpListener::from_std(std))
 }
 
+/// The listen addresses a config asks for, in order.
+fn wanted_addrs(cfg: &Config) -> Vec<(String, Line)> {
+    cfg.wait_addr
+        .iter()
+        .map(|a| (a.clone(), Line::Wait))
+        .chain(cfg.in_addr.iter().map(|a| (a.clone(), Line::In)))
+        .collect()
+}
+
+/// A config value as the reload log shows it (lists joined with ", ", as Perl does).
+fn option_text(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::List(items)) => items
+            .iter()
+            .map(Value::to_perl_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        Some(v) => v.to_perl_string(),
+        None => String::new(),
+    }
+}
+
 /// Inserts extra header lines before the blank line that ends `reply`'s head.
 fn with_headers(reply: &[u8], extra: &[u8]) -> Vec<u8> {
     let end = reply
@@ -140,32 +191,81 @@ impl Reactor {
             closing: Vec::new(),
             accept_paused_until: None,
             last_accept_warn: None,
+            source: None,
+            signals: None,
+            stop_by: None,
         };
-        let addrs: Vec<(String, Line)> = r
-            .cfg
-            .wait_addr
-            .iter()
-            .map(|a| (a.clone(), Line::Wait))
-            .chain(r.cfg.in_addr.iter().map(|a| (a.clone(), Line::In)))
-            .collect();
+        let addrs = wanted_addrs(&r.cfg);
+        r.listeners = r.bind_all(Vec::new(), &addrs)?;
+        Ok(r)
+    }
+
+    /// Makes `run` handle SIGHUP (reload from `source`), SIGINT and SIGTERM (graceful stop).
+    pub fn handle_signals(&mut self, source: ConfigSource) -> Result<(), String> {
+        let sfd = SignalFd::new().map_err(|e| format!("signalfd: {e}"))?;
+        self.poll
+            .registry()
+            .register(
+                &mut mio::unix::SourceFd(&sfd.raw_fd()),
+                SIGNAL,
+                Interest::READABLE,
+            )
+            .map_err(|e| format!("signalfd: {e}"))?;
+        self.signals = Some(sfd);
+        self.source = Some(source);
+        Ok(())
+    }
+
+    /// Builds the listener list for `addrs`, keeping any of `old` with the same address
+    /// and line (no new socket, no lost connection) and binding the rest. Tokens follow the
+    /// new order.
+    fn bind_all(
+        &mut self,
+        mut old: Vec<Listener>,
+        addrs: &[(String, Line)],
+    ) -> Result<Vec<Listener>, String> {
+        let mut out = Vec::with_capacity(addrs.len());
         for (addr, line) in addrs {
-            let mut sock = bind(&addr)?;
-            let token = Token(LISTENER_BASE + r.listeners.len());
-            r.poll
-                .registry()
-                .register(&mut sock, token, Interest::READABLE)
-                .map_err(|e| format!("{addr}: {e}"))?;
-            let local = sock.local_addr().map_err(|e| format!("{addr}: {e}"))?;
+            let token = Token(LISTENER_BASE + out.len());
+            let (mut sock, fresh) =
+                match old.iter().position(|l| l.addr == *addr && l.line == *line) {
+                    Some(i) => (old.swap_remove(i).sock, false),
+                    None => (bind(addr)?, true),
+                };
+            let reg = self.poll.registry();
+            let res = if fresh {
+                reg.register(&mut sock, token, Interest::READABLE)
+            } else {
+                reg.reregister(&mut sock, token, Interest::READABLE)
+            };
+            res.map_err(|e| format!("{addr}: {e}"))?;
+            if fresh {
+                let local = sock.local_addr().map_err(|e| format!("{addr}: {e}"))?;
+                rlog!(
+                    Info,
+                    self.storage.counts(),
+                    "{}: listening {}",
+                    line.name(),
+                    local
+                );
+            }
+            out.push(Listener {
+                sock,
+                line: *line,
+                addr: addr.clone(),
+            });
+        }
+        for mut l in old {
+            let _ = self.poll.registry().deregister(&mut l.sock);
             rlog!(
                 Info,
-                r.storage.counts(),
-                "{}: listening {}",
-                line.name(),
-                local
+                self.storage.counts(),
+                "{}: no longer listening {}",
+                l.line.name(),
+                l.addr
             );
-            r.listeners.push(Listener { sock, line });
         }
-        Ok(r)
+        Ok(out)
     }
 
     /// The bound addresses, per line (for tests and tools).
@@ -176,8 +276,8 @@ impl Reactor {
             .collect()
     }
 
-    /// Runs until a fatal poll error.
-    pub fn run(&mut self) -> io::Result<()> {
+    /// Runs until stopped by a signal, a restart is needed, or a fatal poll error.
+    pub fn run(&mut self) -> io::Result<Exit> {
         let mut events = Events::with_capacity(1024);
         let mut ready: Vec<(Token, bool, bool)> = Vec::with_capacity(1024);
         let mut poll_errors = 0u32;
@@ -205,6 +305,12 @@ impl Reactor {
             }));
             for &(token, readable, writable) in &ready {
                 let now = Instant::now();
+                if token == SIGNAL {
+                    if let Some(exit) = self.on_signals(now) {
+                        return Ok(exit);
+                    }
+                    continue;
+                }
                 match token.0.checked_sub(LISTENER_BASE) {
                     Some(i) => self.accept(ListenToken(i), now),
                     None => self.on_event(token.0, readable, writable, now),
@@ -214,7 +320,135 @@ impl Reactor {
             let now = Instant::now();
             self.expire(now);
             self.close_deferred(now);
+            if let Some(by) = self.stop_by {
+                if self.conns.is_empty() || now >= by {
+                    let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                    for k in keys {
+                        self.close_now(k, now);
+                    }
+                    return Ok(Exit::Stop);
+                }
+            }
         }
+    }
+
+    // ----- signals ----------------------------------------------------------------------
+
+    fn on_signals(&mut self, now: Instant) -> Option<Exit> {
+        while let Some(sig) = self.signals.as_ref().and_then(SignalFd::read) {
+            match sig {
+                libc::SIGHUP => {
+                    if let Some(exit) = self.reload() {
+                        return Some(exit);
+                    }
+                }
+                _ => self.begin_stop(sig, now),
+            }
+        }
+        None
+    }
+
+    /// SIGINT/SIGTERM: stop accepting, give every WAIT client its timeout reply (the header
+    /// block it already has, then EOF) so browsers reconnect at once, and let IN requests
+    /// under way finish for a moment.
+    fn begin_stop(&mut self, sig: libc::c_int, now: Instant) {
+        if self.stop_by.is_some() {
+            return;
+        }
+        rlog!(
+            Info,
+            self.storage.counts(),
+            "{} received, exiting",
+            sys::signal_name(sig)
+        );
+        for mut l in std::mem::take(&mut self.listeners) {
+            let _ = self.poll.registry().deregister(&mut l.sock);
+        }
+        self.accept_paused_until = None;
+        self.stop_by = Some(now + STOP_GRACE);
+        let waits: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.line == Line::Wait && c.out.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        for k in waits {
+            self.close_now(k, now);
+        }
+    }
+
+    /// SIGHUP: load the config files again and apply what changed (spec 9.5).
+    fn reload(&mut self) -> Option<Exit> {
+        rlog!(
+            Info,
+            self.storage.counts(),
+            "SIGHUP received, reloading the config"
+        );
+        let source = self.source.as_ref()?;
+        let loaded = match config::load(source.override_path.as_deref(), &source.install_dir) {
+            Ok(l) => l,
+            Err(e) => {
+                rlog!(
+                    Warn,
+                    self.storage.counts(),
+                    "Error reloading config, continue with old settings: {e}"
+                );
+                return None;
+            }
+        };
+        for note in &loaded.notes {
+            rlog!(Info, self.storage.counts(), "{note}");
+        }
+        let new = loaded.config;
+        let keys: std::collections::BTreeSet<&String> =
+            self.cfg.values.keys().chain(new.values.keys()).collect();
+        for key in keys {
+            let (a, b) = (
+                self.cfg.values.get(key.as_str()),
+                new.values.get(key.as_str()),
+            );
+            if matches!(a, Some(Value::Code(_))) || matches!(b, Some(Value::Code(_))) {
+                continue;
+            }
+            let (a, b) = (option_text(a), option_text(b));
+            if a == b {
+                continue;
+            }
+            // Compat: SU_* need a fresh process, as in the original; WAIT_TIMEOUT and
+            // IN_TIMEOUT apply to new connections live, and addresses are rebound live.
+            if key.starts_with("SU_") {
+                rlog!(
+                    Info,
+                    self.storage.counts(),
+                    "Low-level option {key} is changed, restarting the script from scratch"
+                );
+                return Some(Exit::Restart);
+            }
+            rlog!(
+                Info,
+                self.storage.counts(),
+                "Option {key} is changed: {a} -> {b}"
+            );
+        }
+        let addrs = wanted_addrs(&new);
+        if addrs != wanted_addrs(&self.cfg) {
+            let old = std::mem::take(&mut self.listeners);
+            match self.bind_all(old, &addrs) {
+                Ok(l) => self.listeners = l,
+                Err(e) => {
+                    rlog!(
+                        Info,
+                        self.storage.counts(),
+                        "Cannot listen on the new addresses live ({e}), restarting the script from scratch"
+                    );
+                    return Some(Exit::Restart);
+                }
+            }
+        }
+        logging::set_verbosity(new.verbosity);
+        self.limits = limits_of(&new);
+        self.cfg = new;
+        None
     }
 
     fn poll_timeout(&self, now: Instant) -> Duration {
@@ -245,7 +479,7 @@ impl Reactor {
             };
             let line = l.line;
             match l.sock.accept() {
-                Ok((sock, _)) => self.add_conn(sock, line, now),
+                Ok((sock, peer)) => self.add_conn(sock, peer.into(), line, now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
@@ -272,7 +506,7 @@ impl Reactor {
         }
     }
 
-    fn add_conn(&mut self, mut sock: TcpStream, line: Line, now: Instant) {
+    fn add_conn(&mut self, mut sock: TcpStream, peer: Peer, line: Line, now: Instant) {
         let key = self.conns.vacant_key();
         if self
             .poll
@@ -284,7 +518,7 @@ impl Reactor {
         }
         self.next_gen = self.next_gen.wrapping_add(1);
         let gen = self.next_gen;
-        let mut conn = Conn::new(sock, gen, line);
+        let mut conn = Conn::new(sock, peer, gen, line);
         let id = ConnId {
             key: key as u32,
             gen,
@@ -300,7 +534,7 @@ impl Reactor {
             "{}: DEBUG: connection opened",
             Who {
                 line,
-                sock: Some(&conn.sock)
+                peer: Some(&conn.peer)
             }
         );
         self.conns.insert(conn);
@@ -328,11 +562,11 @@ impl Reactor {
         match self.conns.get(key) {
             Some(c) => Who {
                 line: c.line,
-                sock: Some(&c.sock),
+                peer: Some(&c.peer),
             },
             None => Who {
                 line: Line::Wait,
-                sock: None,
+                peer: None,
             },
         }
     }

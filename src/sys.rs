@@ -50,3 +50,93 @@ pub fn switch_user(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The signals the worker handles through its event loop.
+pub const HANDLED: [libc::c_int; 3] = [libc::SIGHUP, libc::SIGINT, libc::SIGTERM];
+
+/// A signalfd that receives SIGHUP, SIGINT and SIGTERM (blocked for normal delivery), so
+/// signals arrive as readable events on the reactor's reserved token.
+pub struct SignalFd {
+    fd: libc::c_int,
+}
+
+impl SignalFd {
+    pub fn new() -> std::io::Result<SignalFd> {
+        // SAFETY: sigset operations on a zeroed set we own; sigprocmask and signalfd take
+        // valid pointers. The process is single-threaded when this runs.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in HANDLED {
+                libc::sigaddset(&mut set, s);
+            }
+            if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(SignalFd { fd })
+        }
+    }
+
+    pub fn raw_fd(&self) -> libc::c_int {
+        self.fd
+    }
+
+    /// The next pending signal number, if any.
+    pub fn read(&self) -> Option<libc::c_int> {
+        // SAFETY: signalfd_siginfo is plain data; read writes at most its size into it.
+        unsafe {
+            let mut info: libc::signalfd_siginfo = std::mem::zeroed();
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            let n = libc::read(
+                self.fd,
+                (&mut info as *mut libc::signalfd_siginfo).cast(),
+                size,
+            );
+            (n == size as isize).then_some(info.ssi_signo as libc::c_int)
+        }
+    }
+}
+
+impl Drop for SignalFd {
+    fn drop(&mut self) {
+        // SAFETY: we own the fd.
+        unsafe {
+            libc::close(self.fd);
+        }
+    }
+}
+
+/// Asks the kernel to send SIGTERM to this process when its parent (the supervisor) dies,
+/// so that a killed supervisor never leaves an orphan worker holding the ports.
+pub fn die_with_parent(expected_parent: libc::pid_t) {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a plain signal number; getppid/kill have no
+    // preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        // The parent may have died before prctl took effect.
+        if libc::getppid() != expected_parent {
+            libc::kill(libc::getpid(), libc::SIGTERM);
+        }
+    }
+}
+
+pub fn signal_name(sig: libc::c_int) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+/// Resident set size of a process in bytes (VmRSS from /proc), if it exists.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
