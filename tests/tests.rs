@@ -23,3 +23,5 @@ mod in_line;
 mod servertest;
 mod util;
 mod wait_line;
+mod cors;
+mod service;

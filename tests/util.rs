@@ -910,3 +910,226 @@ fn harness_helpers() {
         ]]
     );
 }
+
+/// Process control for the service tests (signals, exit, stderr).
+impl Server {
+    /// The pid of the process the test started (the supervisor in the default mode).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The override conf the server was started with.
+    pub fn conf_path(&self) -> PathBuf {
+        self.dir.join("test.conf")
+    }
+
+    /// Sends `sig` to the started process.
+    pub fn signal(&self, sig: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill on the pid of our own child, which has not been reaped yet.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+
+    /// Waits for the started process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Waits for a stderr line matching `pred`.
+    pub fn wait_stderr(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.stderr.lock();
+        loop {
+            if let Some(l) = guard.lines.iter().find(|l| pred(l)) {
+                return l.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                drop(guard);
+                panic!(
+                    "timed out waiting for a stderr line; stderr:\n{}\nstdout:\n{}",
+                    self.stderr.dump(),
+                    self.log.dump()
+                );
+            }
+            guard = self
+                .stderr
+                .cond
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Every `IN: listening` address logged so far (a restarted worker binds anew).
+    pub fn in_addrs_logged(&self) -> Vec<SocketAddr> {
+        self.entries()
+            .iter()
+            .filter_map(|e| e.msg.strip_prefix("IN: listening "))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect()
+    }
+}
+
+// ----- Helpers for the ONLINE / WATCH / STATS, presence and auth tests -----
+
+/// Fixtures of the command, presence and auth tests (`t/servertest/fixture/*.conf`).
+pub mod fixture_cmd {
+    /// EVENT_CHAIN_LEN = 3.
+    pub const SMALL_CHAIN_LEN: &str = include_str!("fixtures/small_chain_len.conf");
+    /// USERS_FILE = `non_anonymous.htpasswd` beside the conf, in the original's idiom.
+    pub const NON_ANONYMOUS: &str = include_str!("fixtures/non_anonymous.conf");
+    /// The original's users file: only `user:32qjML0Qsbo8o` (DES of `password`), no guest.
+    pub const NON_ANONYMOUS_HTPASSWD: &str = include_str!("fixtures/non_anonymous.htpasswd");
+}
+
+/// A server on the `non_anonymous` fixture (spec 12.0), with `extra` conf lines appended.
+pub fn start_non_anonymous(extra: &str) -> Server {
+    Server::start_with_files(
+        &format!("{extra}\n{}", fixture_cmd::NON_ANONYMOUS),
+        &[(
+            "non_anonymous.htpasswd",
+            fixture_cmd::NON_ANONYMOUS_HTPASSWD,
+        )],
+    )
+}
+
+/// A server whose USERS_FILE (`users.htpasswd` beside the conf) holds `users`.
+pub fn start_with_users(extra_conf: &str, users: &str) -> Server {
+    Server::start_with_files(
+        &format!("$CONFIG{{USERS_FILE}} = \"@DIR@/users.htpasswd\";\n{extra_conf}"),
+        &[("users.htpasswd", users)],
+    )
+}
+
+/// An IN connection with nothing sent yet (for tests that decide when to half-close).
+pub fn in_stream(server: &Server) -> TcpStream {
+    connect(server.in_addr())
+}
+
+/// The head every ONLINE / WATCH / STATS reply and every 403 carries (spec 6.3, 6.5).
+pub fn text_head(status: &str, len: usize) -> String {
+    format!("HTTP/1.0 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len}\r\n\r\n")
+}
+
+/// Checks a `text/plain` reply byte for byte: `HTTP/1.0 <status>`, the Content-Type and a
+/// Content-Length equal to the body's length. Returns the body.
+pub fn text_body(reply: &[u8], status: &str) -> String {
+    let text = show(reply);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no blank line in the reply {text:?}"));
+    assert_eq!(
+        format!("{head}\r\n\r\n"),
+        text_head(status, body.len()),
+        "reply head (body {body:?})"
+    );
+    body.to_string()
+}
+
+/// `text_body` for a `200 OK` reply.
+pub fn ok_body(reply: &[u8]) -> String {
+    text_body(reply, "200 OK")
+}
+
+/// The original harness's masks for IN replies (spec 12.0): `(0x<hex>)` becomes `(0x*)`,
+/// and a position or cursor followed by `:` after `online `, `offline `, `FAKE `, `=> ` or
+/// `[` becomes `*`.
+pub fn mask_in(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    'outer: while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("(0x") {
+            let hex = after.bytes().take_while(u8::is_ascii_hexdigit).count();
+            if hex > 0 && after[hex..].starts_with(')') {
+                out.push_str("(0x*)");
+                rest = &after[hex + 1..];
+                continue;
+            }
+        }
+        for p in ["online ", "offline ", "FAKE ", "=> ", "["] {
+            if let Some(after) = rest.strip_prefix(p) {
+                let n = after
+                    .bytes()
+                    .take_while(|b| b.is_ascii_digit() || *b == b'.')
+                    .count();
+                if n > 0 && after[n..].starts_with(':') {
+                    out.push_str(p);
+                    out.push('*');
+                    rest = &after[n..];
+                    continue 'outer;
+                }
+            }
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+impl Server {
+    /// Sends a raw command request (harness style: `stats`, `watch 1`, no headers) and
+    /// returns the body of its `200 OK` reply, checked by `ok_body`.
+    pub fn cmd(&self, raw: &str) -> String {
+        ok_body(&self.push(raw.as_bytes()))
+    }
+
+    /// Waits for `[<id>] is now offline`.
+    pub fn wait_offline(&self, id: &str) {
+        let line = format!("[{id}] is now offline");
+        self.wait_log(|m| m == line, LOG_TIMEOUT);
+    }
+
+    /// Whether `[<id>] is now offline` was logged.
+    pub fn went_offline(&self, id: &str) -> bool {
+        let line = format!("[{id}] is now offline");
+        self.has_log(|m| m == line)
+    }
+}
+
+/// The tool an auth test needs: its path, or a panic that names the package to install
+/// (tests never skip silently, with or without CI=true).
+pub fn require_tool(tool: &str, package: &str) -> String {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+    });
+    match found {
+        Some(p) => p.to_string_lossy().into_owned(),
+        None => panic!(
+            "`{tool}` is not installed: install the Debian package {package} \
+             (listed in scripts/deps/auth.txt; scripts/test installs it as root)"
+        ),
+    }
+}
+
+/// Runs a hash tool and returns its stdout's first line, trimmed; panics with its stderr.
+pub fn tool_output(tool: &str, package: &str, args: &[&str]) -> String {
+    let path = require_tool(tool, package);
+    let out = Command::new(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {tool} {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed: {}",
+        show(&out.stderr)
+    );
+    show(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
