@@ -438,12 +438,20 @@ impl Storage {
         let npairs = pairs.len() as u32;
         let mut first_cursor = None;
         let mut subs: Vec<Sub> = Vec::with_capacity(pairs.len());
+        // Long id lists (POSTed by browsers) are deduplicated through a map, short ones by a
+        // scan, so registration stays linear.
+        let mut index: Option<HashMap<ChannelId, usize>> =
+            (pairs.len() > 16).then(|| HashMap::with_capacity(pairs.len()));
         for (cursor, channel) in pairs {
-            match subs
-                .iter_mut()
-                .enumerate()
-                .find(|(_, s)| s.channel == channel)
-            {
+            let found = match &mut index {
+                Some(map) => {
+                    let next = subs.len();
+                    let i = *map.entry(channel).or_insert(next);
+                    (i < next).then_some(i)
+                }
+                None => subs.iter().position(|s| s.channel == channel),
+            };
+            match found.and_then(|i| subs.get_mut(i).map(|s| (i, s))) {
                 Some((i, s)) => {
                     if i == 0 && first_cursor.is_none() {
                         first_cursor = Some(Box::new(s.cursor.clone()));

@@ -170,3 +170,26 @@ fn duplicate_ids_in_one_registration() {
     assert_eq!(bodies(&d[0]), ["dd=7:x"]);
     s.check_invariants();
 }
+
+#[test]
+fn long_id_lists_dedupe_linearly_with_last_cursor_winning() {
+    let mut s = Storage::new();
+    let ids: Vec<ChannelId> = (0..100).map(|i| s.intern(&format!("id{i}"))).collect();
+    let mut pairs: Vec<(Cursor, ChannelId)> = ids.iter().map(|&id| (c("10"), id)).collect();
+    pairs.push((c("5"), ids[0]));
+    pairs.push((c("7"), ids[50]));
+    s.push(
+        Instant::now(),
+        &msg("x", &[]),
+        &[(c("6"), ids[0]), (c("6"), ids[50])],
+        &lim(),
+    );
+    let l = s.register(conn(1), pairs, &lim());
+    s.check_invariants();
+    assert_eq!(s.listener_name(l), "10:id0,(and 101 more)");
+    let (d, _) = s.deliver_to_new(l, &lim());
+    // id0 listens at 5 (6 is new), id50 at 7 (6 is old).
+    assert_eq!(bodies(&d[0]), ["id0=6:x"]);
+    assert_eq!(s.counts().connected_fhs, 0);
+    s.check_invariants();
+}
