@@ -61,6 +61,17 @@ impl Cursor {
         }
     }
 
+    /// Whether both print the same text (not just the same value: `7` and `007` differ).
+    pub fn same_text(&self, other: &Cursor) -> bool {
+        match (self, other) {
+            (Cursor::Gen { secs: a, frac: fa }, Cursor::Gen { secs: b, frac: fb }) => {
+                a == b && fa == fb
+            }
+            (Cursor::Text(a), Cursor::Text(b)) => a == b,
+            _ => false,
+        }
+    }
+
     /// True when an item at `self` is new to a listener at `listen`: strictly greater.
     pub fn is_after(&self, listen: &Cursor) -> bool {
         self.cmp_value(listen) == Ordering::Greater

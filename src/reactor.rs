@@ -21,7 +21,7 @@ use crate::ident::{self, Scan};
 use crate::in_line::{self, Parsed};
 use crate::logging;
 use crate::rlog;
-use crate::storage::{Delivery, Expired, Limits, Message, Storage};
+use crate::storage::{Block, Delivery, Expired, Limits, Message, Storage};
 use crate::sys::{self, SignalFd};
 use crate::timers::Timers;
 use crate::types::{ChannelId, ConnId, Line};
@@ -835,6 +835,7 @@ impl Reactor {
             String::new()
         };
         let mut body = Vec::new();
+        let mut prev: Option<Vec<Block>> = None;
         for d in deliveries {
             let key = d.conn.key as usize;
             // INVARIANT: a listener's connection outlives its registration.
@@ -842,8 +843,14 @@ impl Reactor {
             if self.id_of(key) != Some(d.conn) {
                 continue;
             }
-            body.clear();
-            wait_line::body(&d.blocks, &mut body);
+            // A fan-out gives most listeners the same blocks: serialise them once.
+            if prev
+                .as_deref()
+                .is_none_or(|p| !wait_line::same_blocks(p, &d.blocks))
+            {
+                body.clear();
+                wait_line::body(&d.blocks, &mut body);
+            }
             if let Some(c) = self.conns.get_mut(key) {
                 c.state = State::Closing;
             }
@@ -859,6 +866,7 @@ impl Reactor {
             if done == Ok(true) {
                 self.finish(key);
             }
+            prev = Some(d.blocks);
         }
     }
 
