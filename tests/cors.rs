@@ -8,10 +8,8 @@ use std::net::TcpStream;
 const ORIGIN: &str = "https://www.example-site.test:8443";
 
 fn get(origin: &str, ids: &str) -> Vec<u8> {
-    format!(
-        "GET /?identifier={ids}&ncrnd=1 HTTP/1.1\r\nHost: rpl\r\nOrigin: {origin}\r\n\r\n"
-    )
-    .into_bytes()
+    format!("GET /?identifier={ids}&ncrnd=1 HTTP/1.1\r\nHost: rpl\r\nOrigin: {origin}\r\n\r\n")
+        .into_bytes()
 }
 
 fn cors_header(origin: &str) -> String {
@@ -61,7 +59,8 @@ fn an_allowed_origin_gets_cors_headers_and_its_data() {
 fn other_origins_get_no_cors_headers_and_star_allows_any() {
     let s = Server::start(&format!("$CONFIG{{ALLOWED_ORIGINS}} = [ '{ORIGIN}' ];"));
     let mut c = TcpStream::connect(s.wait_addr()).expect("connect");
-    c.write_all(&get("https://evil.test", "abc")).expect("write");
+    c.write_all(&get("https://evil.test", "abc"))
+        .expect("write");
     s.wait_log(|l| l.contains("registered"), LOG_TIMEOUT);
     s.push_ids("abc", r#""x""#);
     let got = String::from_utf8(read_to_eof(&mut c)).expect("utf8");
@@ -69,11 +68,15 @@ fn other_origins_get_no_cors_headers_and_star_allows_any() {
 
     let s = Server::start("$CONFIG{ALLOWED_ORIGINS} = [ '*' ];");
     let mut c = TcpStream::connect(s.wait_addr()).expect("connect");
-    c.write_all(&get("http://any.test:81", "abc")).expect("write");
+    c.write_all(&get("http://any.test:81", "abc"))
+        .expect("write");
     s.wait_log(|l| l.contains("registered"), LOG_TIMEOUT);
     s.push_ids("abc", r#""x""#);
     let got = String::from_utf8(read_to_eof(&mut c)).expect("utf8");
-    assert!(got.starts_with(&cors_header("http://any.test:81")), "{got:?}");
+    assert!(
+        got.starts_with(&cors_header("http://any.test:81")),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -132,7 +135,10 @@ fn iframe_origin_agent_cluster_is_opt_in() {
     assert!(!plain.contains("Origin-Agent-Cluster"));
     let s = Server::start("$CONFIG{IFRAME_ORIGIN_AGENT_CLUSTER} = 1;");
     let on = exchange(s.wait_addr(), b"GET /?identifier=IFRAME HTTP/1.1\r\n\r\n");
-    assert!(on.contains("Cache-Control: public\r\nOrigin-Agent-Cluster: ?0\r\n\r\n"), "{on}");
+    assert!(
+        on.contains("Cache-Control: public\r\nOrigin-Agent-Cluster: ?0\r\n\r\n"),
+        "{on}"
+    );
     let script = exchange(s.wait_addr(), b"GET /?identifier=SCRIPT HTTP/1.1\r\n\r\n");
     assert!(!script.contains("Origin-Agent-Cluster"));
 }

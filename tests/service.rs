@@ -91,7 +91,9 @@ fn sigterm_gives_parked_clients_the_timeout_reply_and_exits_0() {
         // The header block was read at registration: the rest is EOF, nothing more.
         assert_eq!(c.read_body(), "", "timeout reply is the header block only");
     }
-    let st = s.wait_exit(Duration::from_secs(3)).expect("exits within 3 s");
+    let st = s
+        .wait_exit(Duration::from_secs(3))
+        .expect("exits within 3 s");
     assert_eq!(st.code(), Some(0));
     assert!(s.has_log(|l| l.contains("SIGINT received, exiting")));
     s.wait_stderr(|l| l == "Normally terminated.", LOG_TIMEOUT);

@@ -14,14 +14,20 @@
 //! * `wait_line`: the identifier marker on the WAIT line (spec 3, 4), overflow,
 //!   half-close, static IFRAME markers, listen addresses;
 //! * `in_line`: message extraction and the IN line's edge cases (spec 2.3, 6);
-//! * `delivery`: cursors, queues, ordering, limiters and fan-out (spec 4.5, 5).
-//!
-//! Authentication and the ONLINE/WATCH/STATS commands are not covered here yet.
+//! * `delivery`: cursors, queues, ordering, limiters and fan-out (spec 4.5, 5);
+//! * `commands`, `presence`, `auth`: ONLINE / WATCH / STATS, online tracking and events,
+//!   the users file and every password scheme (spec 6.3, 7, 8; 12.1 #13-#31);
+//! * `php_api`: the original PHP client's exact requests and reply checks (spec 12.2);
+//! * `cors`, `service`: CORS on the WAIT line; reload, stop, supervisor (spec 9.4-9.6, 14).
 
+mod auth;
+mod commands;
+mod cors;
 mod delivery;
 mod in_line;
+mod php_api;
+mod presence;
 mod servertest;
+mod service;
 mod util;
 mod wait_line;
-mod cors;
-mod service;
