@@ -1,22 +1,54 @@
 /*
- * realplexor: browser client for the comet server, served for the SCRIPT
- * marker id. Released under the MIT License.
+ * realplexor browser client: the Dklab_Realplexor API over CORS long-polling.
+ * Released under the MIT License.
  *
- *   var rpl = new Dklab_Realplexor("http://rpl.example.com/", "myapp_");
+ *   var rpl = new Dklab_Realplexor("https://rpl.example.com/", "myapp_");
  *   rpl.subscribe("chat", function (data, id, cursor) { ... });
  *   rpl.execute();
  *
- * The client loads a hidden IFRAME from the realplexor host and lets the
- * loader inside it do the long polling (both documents share
- * document.domain). When that IFRAME cannot be scripted, as happens on
- * https pages or with an unrelated host, the client polls the WAIT line
- * itself with XMLHttpRequest, which needs CORS headers on the server reply.
+ * It polls the WAIT line straight from the page with XMLHttpRequest: the
+ * server must list the page's origin in ALLOWED_ORIGINS. There is no IFRAME,
+ * no document.domain and no eval, so it works on https pages, across
+ * unrelated hosts and with explicit ports. It is a plain script defining
+ * window.Dklab_Realplexor; realplexor.mjs is the same code as an ES module.
+ *
+ * When the realplexor server serves this file (?identifier=SCRIPT) it fills
+ * in the quoted settings below from its configuration; served any other way
+ * the stock defaults apply. Options passed to the constructor win over both.
+ *
+ * Source: clients/js/dklab_realplexor.js. conf/dklab_realplexor.js and
+ * clients/js/realplexor.mjs are generated from it by clients/js/build.mjs.
  */
 var Dklab_Realplexor = (function () {
     "use strict";
 
-    var VERSION = "1.32";
-    var iframeSerial = 0;
+    var VERSION = "1.50";
+
+    // A substituted setting, or the fallback when the file was not served by
+    // the server (the text is then still the placeholder) or the key is unset.
+    function num(text, fallback) {
+        var n = parseFloat(text);
+        return isNaN(n) ? fallback : n;
+    }
+    function str(text, fallback) {
+        return text.charAt(0) == "$" || text.indexOf("undefined-") === 0 ? fallback : text;
+    }
+
+    var DEFAULTS = {
+        // Consecutive bounces tolerated before the delay grows.
+        maxBounces: num("$JS_MAX_BOUNCES", 10),
+        // Pause between two polls, in seconds.
+        reconnectDelay: num("$JS_WAIT_RECONNECT_DELAY", 0.01),
+        // The server's WAIT_TIMEOUT, in seconds: a reply sooner than half of
+        // it that carries no data is a bounce, a later one a normal timeout.
+        waitTimeout: num("$WAIT_TIMEOUT", 300),
+        // Name of the marker that carries the id list.
+        identifier: str("$IDENTIFIER", "identifier"),
+        // Log polling to the console.
+        debug: num("$JS_DEBUG", 0) ? true : false,
+        // An id list longer than this goes in a POST body instead of the URL.
+        maxGetLength: 1700
+    };
 
     function own(obj, key) {
         return Object.prototype.hasOwnProperty.call(obj, key);
@@ -24,17 +56,13 @@ var Dklab_Realplexor = (function () {
     function now() {
         return new Date().getTime();
     }
-    function escapeAttr(s) {
-        return ("" + s).replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
-    }
-    function consoleSay(kind, msg) {
-        var c = typeof window != "undefined" ? window.console : null;
+    function say(kind, msg) {
+        var c = typeof console != "undefined" ? console : null;
         if (!c) return;
         try {
-            if (c[kind]) c[kind](msg);
-            else if (c.log) c.log(msg);
+            (c[kind] || c.log).call(c, msg);
         } catch (e) {
-            // Logging must never break the client.
+            // Logging must never break polling.
         }
     }
     function dump(value) {
@@ -45,85 +73,58 @@ var Dklab_Realplexor = (function () {
             return "" + value;
         }
     }
+    function message(e) {
+        return e && e.message ? e.message : "" + e;
+    }
 
-    // Constructor.
-    function Dklab_Realplexor(fullUrl, namespace, viaDocumentWrite) {
-        var m = /^\w+:\/\/([^\/?#]+)/.exec("" + fullUrl);
-        if (!m) {
-            throw "Dklab_Realplexor constructor argument must be fully-qualified URL, " + fullUrl + " given.";
+    // A cursor the server would have issued at local time t (ms), given the
+    // estimated offset of the server's clock (seconds). Three decimals: the
+    // server compares cursors as exact decimals, whatever their length.
+    function cursorAt(t, offset) {
+        var secs = t / 1000 + offset;
+        return secs > 1 ? (Math.floor(secs * 1000) / 1000).toFixed(3) : null;
+    }
+
+    /**
+     * new Dklab_Realplexor(url, namespace, options)
+     *
+     * url: the WAIT line, e.g. "https://rpl.example.com/" (any path or query
+     * is kept). namespace: prefix of every id, or null. options (optional;
+     * the original's third argument, viaDocumentWrite, is accepted and
+     * ignored): { onStatus, debug, maxBounces, reconnectDelay, waitTimeout,
+     * identifier, maxGetLength, withCredentials }.
+     */
+    function Dklab_Realplexor(url, namespace, options) {
+        if (!/^\w+:\/\/[^\/?#]+/.test("" + url)) {
+            throw new Error("Dklab_Realplexor constructor argument must be fully-qualified URL, " + url + " given.");
         }
-        // Host names without credentials and port.
-        var rplHost = m[1].replace(/^.*@/, "").replace(/:\d*$/, "").toLowerCase();
-        var host = ("" + document.location.hostname).toLowerCase();
-
+        var opt = options && typeof options == "object" ? options : {};
         this.version = VERSION;
-        this._map = {};
-        this._realplexor = null;
-        this._namespace = namespace;
+        this._url = "" + url;
+        this._namespace = namespace != null ? "" + namespace : null;
         this._login = null;
-        this._fullUrl = "" + fullUrl;
-        this._iframeLoadSeen = false;
-        this._executeTimer = null;
-        this._fallbackReason = null;
-
-        var id = "mpl" + now();
-        while (Dklab_Realplexor._registry[id]) id = "mpl" + now() + "_" + (++iframeSerial);
-        this._iframeId = id;
-        this._iframeSrc = this._fullUrl + "?identifier=IFRAME&HOST=" + encodeURIComponent(host) + "&version=" + VERSION;
-        Dklab_Realplexor._registry[id] = this;
-
-        // The IFRAME can only be scripted when both documents can agree on a
-        // document.domain: the same host or one of its sub-domains.
-        var related = rplHost == host ||
-            (rplHost.length > host.length && rplHost.substring(rplHost.length - host.length - 1) == "." + host);
-        if (!related) {
-            this._iframeCreated = true; // no IFRAME at all
-            this._fallbackReason = "realplexor host " + rplHost + " is not " + host + " or its sub-domain";
-            return;
+        this._map = {};
+        this._opt = {};
+        for (var k in DEFAULTS) {
+            if (own(DEFAULTS, k)) this._opt[k] = opt[k] != null ? opt[k] : DEFAULTS[k];
         }
-        this._iframeCreated = false;
+        this._withCredentials = !!opt.withCredentials;
+        this._onStatus = typeof opt.onStatus == "function" ? opt.onStatus : null;
 
-        // Let the realplexor IFRAME and this page reach each other.
-        // Browsers with origin-keyed pages ignore this; the fallback covers them.
-        try {
-            document.domain = host;
-        } catch (e) {
-            // Old browsers refuse some values; the fallback covers them too.
-        }
-
-        if (viaDocumentWrite) {
-            document.write(
-                '<iframe id="' + id + '"' +
-                ' onload="Dklab_Realplexor._iframeLoaded(&quot;' + id + '&quot;)"' +
-                ' src="' + escapeAttr(this._iframeSrc) + '"' +
-                ' style="' + Dklab_Realplexor._iframeStyle + '"></iframe>'
-            );
-            this._iframeCreated = true;
-        }
+        this._xhr = null;          // the poll in flight
+        this._timer = null;        // the scheduled next poll
+        this._running = false;     // execute() called and stop() not since
+        this._bounceCount = 0;     // consecutive bounces
+        this._prevReqTime = 0;     // when the current poll was sent (ms)
+        this._serverOffset = null; // lower bound of server clock - ours (s)
+        this._online = false;      // the server took the current poll
     }
 
     Dklab_Realplexor.VERSION = VERSION;
-    Dklab_Realplexor._registry = {};
-    Dklab_Realplexor._iframeStyle =
-        "position:absolute; visibility:hidden; width:200px; height:200px; left:-1000px; top:-1000px";
+    Dklab_Realplexor.DEFAULTS = DEFAULTS;
 
-    // Set to true to log the direct (fallback) poller's activity.
-    Dklab_Realplexor.DEBUG = false;
-
-    // Called from the IFRAME's load event.
-    Dklab_Realplexor._iframeLoaded = function (id) {
-        var th = Dklab_Realplexor._registry[id];
-        if (!th || th._iframeLoadSeen) return;
-        th._iframeLoadSeen = true;
-        // Give the loader's script a moment before we look for it.
-        setTimeout(function () {
-            th._attachLoader();
-        }, 50);
-    };
-
-    // Calls func with args; returns null, or the exception as a string.
-    // The loader calls page callbacks through this, because old IE could
-    // not catch exceptions thrown across frames.
+    // Kept from the original API: calls func with args, returns null or the
+    // exception as a string.
     Dklab_Realplexor._callAndReturnException = function (func, args) {
         try {
             func.apply(null, args);
@@ -135,23 +136,21 @@ var Dklab_Realplexor = (function () {
 
     var proto = Dklab_Realplexor.prototype;
 
-    // Set the login; it prefixes every id as login + "_".
+    // Set the login: every id gets the prefix login + "_" (before the namespace).
     proto.logon = function (login) {
         this._login = login;
         return this;
     };
 
-    // Listen to an id from this cursor on.
+    // Listen to an id from this cursor on (messages with a greater cursor).
     proto.setCursor = function (id, cursor) {
-        if (!this._map[id]) this._map[id] = { cursor: null, callbacks: [] };
-        this._map[id].cursor = cursor;
+        this._item(id).cursor = cursor == null ? null : "" + cursor;
         return this;
     };
 
-    // Add a callback for an id; call execute() afterwards to reconnect.
+    // Add a callback(data, id, cursor) for an id; execute() applies it.
     proto.subscribe = function (id, callback) {
-        if (!this._map[id]) this._map[id] = { cursor: null, callbacks: [] };
-        var list = this._map[id].callbacks;
+        var list = this._item(id).callbacks;
         for (var i = 0; i < list.length; i++) {
             if (list[i] === callback) return this;
         }
@@ -159,282 +158,266 @@ var Dklab_Realplexor = (function () {
         return this;
     };
 
-    // Remove a callback (or all of them when callback is null). Takes effect
-    // at once: ids without callbacks are left out of the next poll.
+    // Remove a callback, or every callback of the id when callback is null.
+    // The id leaves the next poll; when no id is left, polling stops at once.
     proto.unsubscribe = function (id, callback) {
-        var item = this._map[id];
+        var item = own(this._map, id) ? this._map[id] : null;
         if (!item) return this;
         if (callback == null) {
             item.callbacks = [];
-            return this;
-        }
-        for (var i = 0; i < item.callbacks.length; i++) {
-            if (item.callbacks[i] === callback) {
-                item.callbacks.splice(i, 1);
-                break;
+        } else {
+            for (var i = 0; i < item.callbacks.length; i++) {
+                if (item.callbacks[i] === callback) {
+                    item.callbacks.splice(i, 1);
+                    break;
+                }
             }
         }
+        if (this._running && !this._requestIds().length) this._halt("idle");
         return this;
     };
 
-    // (Re)connect and listen to every subscribed id.
+    // (Re)connect with the current subscriptions.
     proto.execute = function () {
-        if (this._executeTimer) {
-            clearTimeout(this._executeTimer);
-            this._executeTimer = null;
-        }
-        if (!this._realplexor && this._createIframe()) this._attachLoader();
-        if (!this._realplexor) {
-            // Not ready yet: try again shortly.
-            var th = this;
-            this._executeTimer = setTimeout(function () {
-                th._executeTimer = null;
-                th.execute();
-            }, 30);
-            return this;
-        }
-        this._realplexor.execute(
-            this._map,
-            Dklab_Realplexor._callAndReturnException,
-            (this._login != null ? this._login + "_" : "") + (this._namespace != null ? this._namespace : "")
-        );
+        this._running = true;
+        this._abort();
+        this._loop();
         return this;
     };
 
-    // Insert the IFRAME unless it exists; false if the page has no body yet.
-    proto._createIframe = function () {
-        if (this._iframeCreated) return true;
-        if (!document.body) return false;
-        var iframe = document.createElement("iframe");
-        var id = this._iframeId;
-        iframe.id = id;
-        iframe.style.cssText = Dklab_Realplexor._iframeStyle;
-        iframe.onload = function () {
-            Dklab_Realplexor._iframeLoaded(id);
-        };
-        iframe.src = this._iframeSrc;
-        var div = document.createElement("div");
-        div.appendChild(iframe);
-        document.body.appendChild(div);
-        this._iframeCreated = true;
-        return true;
+    // Modern surface: stop polling until the next execute().
+    proto.stop = function () {
+        this._running = false;
+        this._halt("stopped");
+        return this;
     };
 
-    // Look for the loader inside the IFRAME; true once a poller is set.
-    proto._attachLoader = function () {
-        if (this._realplexor) return true;
-        if (this._fallbackReason) return this._useFallback(this._fallbackReason);
-        var iframe = document.getElementById(this._iframeId);
-        if (!iframe) return false;
-        var loader = null, problem = null;
+    // Modern surface: fn({type, ...}) hears "connecting", "online", "error",
+    // "callbackError", "idle" and "stopped" events. One callback; null removes it.
+    proto.onStatus = function (fn) {
+        this._onStatus = typeof fn == "function" ? fn : null;
+        return this;
+    };
+
+    proto._item = function (id) {
+        if (!own(this._map, id)) this._map[id] = { cursor: null, callbacks: [] };
+        return this._map[id];
+    };
+
+    proto._prefix = function () {
+        return (this._login != null ? this._login + "_" : "") + (this._namespace != null ? this._namespace : "");
+    };
+
+    // Ids with at least one callback, in subscription order.
+    proto._requestIds = function () {
+        var ids = [];
+        for (var id in this._map) {
+            if (own(this._map, id) && this._map[id].callbacks.length) ids.push(id);
+        }
+        return ids;
+    };
+
+    proto._log = function (msg, kind) {
+        if (this._opt.debug) say(kind || "log", "Dklab_Realplexor: " + msg);
+    };
+
+    proto._status = function (event) {
+        if (!this._onStatus) return;
         try {
-            loader = iframe.contentWindow.Dklab_Realplexor_Loader;
+            this._onStatus(event);
         } catch (e) {
-            problem = e; // typically a cross-origin SecurityError
+            say("error", "Dklab_Realplexor: status callback failed: " + message(e));
         }
-        if (loader) {
-            this._realplexor = loader;
-            return true;
-        }
-        // Before the load event the IFRAME may simply not be ready yet.
-        if (!this._iframeLoadSeen) return false;
-        return this._useFallback(problem ?
-            "IFRAME loader is not reachable (" + (problem.name || problem) + ")" :
-            "IFRAME loader was not found");
     };
 
-    // Switch to polling the WAIT line straight from this page.
-    proto._useFallback = function (reason) {
-        this._realplexor = new DirectPoller(this._fullUrl);
-        consoleSay("warn", "Dklab_Realplexor: " + reason + "; polling " + this._fullUrl + " directly (needs CORS)");
-        return true;
-    };
-
-    // Long-polling client run in this page: the same protocol as the
-    // IFRAME loader, with the stock server settings.
-    function DirectPoller(url) {
-        this.JS_WAIT_URI = url;
-        this._ids = {};
-    }
-
-    DirectPoller.prototype = {
-        JS_MAX_BOUNCES: 10,
-        JS_WAIT_RECONNECT_DELAY: 0.01,
-        JS_WAIT_TIMEOUT: 300,
-        JS_IDENTIFIER: "identifier",
-
-        _bounceCount: 0,
-        _namespace: null,
-        _prevReqTime: null,
-        _lastXmlhttp: null,
-        _timer: null,
-        _callAndReturnException: Dklab_Realplexor._callAndReturnException,
-
-        _getXmlHttp: function () {
-            return typeof XMLHttpRequest != "undefined" ? new XMLHttpRequest() : null;
-        },
-
-        _log: function (msg, kind) {
-            if (Dklab_Realplexor.DEBUG) consoleSay(kind || "log", msg);
-        },
-
-        _error: function (prefix, msg) {
-            this._log(prefix, "error");
-            if (msg != null) this._log(msg);
-        },
-
-        _makeRequestId: function () {
-            var list = [], prefix = this._namespace || "";
-            for (var id in this._ids) {
-                if (!own(this._ids, id)) continue;
-                var item = this._ids[id];
-                if (!item || !item.callbacks || !item.callbacks.length) continue;
-                list.push((item.cursor != null ? item.cursor + ":" : "") + prefix + id);
-            }
-            return list.join(",");
-        },
-
-        _abort: function () {
-            var xhr = this._lastXmlhttp;
-            if (!xhr) return;
-            this._lastXmlhttp = null;
-            xhr.onreadystatechange = function () {};
-            try {
-                xhr.abort();
-            } catch (e) {
-                // Nothing to do.
-            }
-        },
-
-        _loopFunc: function () {
+    proto._halt = function (type) {
+        this._abort();
+        if (this._timer) {
+            clearTimeout(this._timer);
             this._timer = null;
-            var requestId = this._makeRequestId();
-            if (!requestId.length) return;
+        }
+        this._status({ type: type });
+    };
 
-            var idParam = this.JS_IDENTIFIER + "=" + requestId;
-            var uri = this.JS_WAIT_URI, method = "GET", body = null;
-            if (idParam.length + uri.length < 1700) {
-                uri += (uri.indexOf("?") < 0 ? "?" : "&") + idParam + "&ncrnd=" + now();
+    // Forget the poll in flight without counting it as a bounce.
+    proto._abort = function () {
+        var xhr = this._xhr;
+        if (this._timer) {
+            clearTimeout(this._timer);
+            this._timer = null;
+        }
+        if (!xhr) return;
+        this._xhr = null;
+        xhr.onreadystatechange = null;
+        try {
+            xhr.abort();
+        } catch (e) {
+            // Nothing to do.
+        }
+    };
+
+    // Send one long poll.
+    proto._loop = function () {
+        this._timer = null;
+        var ids = this._requestIds();
+        if (!this._running || !ids.length) {
+            if (this._running) this._status({ type: "idle" });
+            return;
+        }
+        var prefix = this._prefix(), list = [], fresh = [];
+        for (var i = 0; i < ids.length; i++) {
+            var item = this._map[ids[i]];
+            if (item.cursor == null) fresh.push(ids[i]);
+            list.push((item.cursor != null ? item.cursor + ":" : "") + prefix + ids[i]);
+        }
+        var idParam = this._opt.identifier + "=" + list.join(",");
+        var uri = this._url, method = "GET", body = null;
+        if (idParam.length + uri.length < this._opt.maxGetLength) {
+            // ncrnd defeats caches that ignore Cache-Control.
+            uri += (uri.indexOf("?") < 0 ? "?" : "&") + idParam + "&ncrnd=" + now();
+        } else {
+            // The server takes the list only once a character follows it.
+            // A text/plain POST is a simple CORS request: no preflight.
+            method = "POST";
+            body = idParam + "\n";
+        }
+
+        var self = this, xhr = new XMLHttpRequest(), sent = now();
+        xhr.open(method, uri, true);
+        if (this._withCredentials) xhr.withCredentials = true;
+        xhr.onreadystatechange = function () {
+            if (self._xhr !== xhr) return;
+            if (xhr.readyState == 2 && xhr.status == 200) {
+                self._registered(fresh, sent);
+            } else if (xhr.readyState == 4) {
+                self._xhr = null;
+                if (xhr.status == 200) self._registered(fresh, sent);
+                self._onresponse(xhr.status, "" + (xhr.responseText == null ? "" : xhr.responseText));
+            }
+        };
+        this._xhr = xhr;
+        this._prevReqTime = sent;
+        this._log(method + " " + uri + (body ? " (" + body.length + " bytes)" : ""));
+        this._status({ type: "connecting", ids: ids, method: method });
+        try {
+            xhr.send(body);
+        } catch (e) {
+            if (this._xhr === xhr) {
+                this._xhr = null;
+                this._onresponse(0, "");
+            }
+        }
+    };
+
+    // The server took the poll: ids that had no cursor now listen from the
+    // moment it was sent, so a reconnect (network blip, server restart) gets
+    // whatever was pushed in between instead of starting from "now" again.
+    proto._registered = function (fresh, sent) {
+        if (fresh.length) {
+            var offset = this._serverOffset != null ? this._serverOffset : -1;
+            var cursor = cursorAt(sent, offset);
+            for (var i = 0; cursor != null && i < fresh.length; i++) {
+                var item = own(this._map, fresh[i]) ? this._map[fresh[i]] : null;
+                if (item && item.cursor == null) item.cursor = cursor;
+            }
+            fresh.length = 0;
+        }
+        if (!this._online) {
+            this._online = true;
+            this._status({ type: "online" });
+        }
+    };
+
+    // A poll finished: dispatch, then schedule the next one.
+    proto._onresponse = function (status, text) {
+        var delay = Math.round(this._opt.reconnectDelay * 1000);
+        try {
+            if (status != 200) {
+                this._online = false;
+                throw new Error(status ? "HTTP status " + status : "Network error (server unreachable or origin not allowed)");
+            }
+            // Only whitespace: the server's WAIT timeout (or a dropped connection).
+            if (/^\s*$/.test(text)) {
+                text = "";
+                throw new Error("Empty response");
+            }
+            this._process(text);
+            this._bounceCount = 0;
+        } catch (e) {
+            var t = now(), bounce = t - this._prevReqTime < this._opt.waitTimeout * 1000 / 2;
+            if (bounce) {
+                this._bounceCount++;
+                this._log("Bounce detected (bounceCount = " + this._bounceCount + ")");
             } else {
-                // The server needs a character after the list: end with "\n".
-                method = "POST";
-                body = idParam + "\n";
+                this._log("Disconnect detected");
             }
-
-            var xhr = this._getXmlHttp();
-            if (!xhr) {
-                this._error("No XMLHttpRequest found!");
-                return;
-            }
-            var self = this;
-            xhr.open(method, uri, true);
-            xhr.onreadystatechange = function () {
-                if (xhr.readyState != 4 || self._lastXmlhttp !== xhr) return;
-                self._lastXmlhttp = null;
-                self._onresponse("" + (xhr.responseText == null ? "" : xhr.responseText));
-            };
-            this._lastXmlhttp = xhr;
-            this._prevReqTime = now();
-            try {
-                xhr.send(body);
-            } catch (e) {
-                if (this._lastXmlhttp === xhr) {
-                    this._lastXmlhttp = null;
-                    this._onresponse("");
-                }
-            }
-        },
-
-        _onresponse: function (text) {
-            var delay = Math.round(this.JS_WAIT_RECONNECT_DELAY * 1000);
-            if (!document.body) return; // page is unloading
-
-            try {
-                if (/^\s*$/.test(text)) {
-                    text = "";
-                    throw "Empty response";
-                }
-                this._processResponseText(text);
-                this._bounceCount = 0;
-            } catch (e) {
-                var t = now();
-                if (t - this._prevReqTime < this.JS_WAIT_TIMEOUT * 1000 / 2) {
-                    this._bounceCount++;
-                    this._log("Bounce detected (bounceCount = " + this._bounceCount + ")");
-                } else {
-                    this._log("Disconnect detected");
-                }
-                if (text !== "") {
-                    this._error(e && e.message ? e.message : "" + e, "Response:\n" + text);
-                }
-                this._prevReqTime = t;
-            }
-
-            if (this._bounceCount > this.JS_MAX_BOUNCES) {
-                var p = this._bounceCount - this.JS_MAX_BOUNCES + 2;
+            if (this._bounceCount > this._opt.maxBounces) {
+                var p = this._bounceCount - this._opt.maxBounces + 2;
                 delay = Math.min(60000, 1000 + 500 * p * p);
             }
-
-            if (this._lastXmlhttp || this._timer) return;
-            this._log("Next query in " + delay + " ms");
-            var self = this;
-            this._timer = setTimeout(function () {
-                self._loopFunc();
-            }, delay);
-        },
-
-        _processResponseText: function (text) {
-            var start = text.indexOf("[");
-            if (start > 0) text = text.substring(start);
-            this._log("Received response:\n" + text);
-            if (!/^\s*\[[\s\S]*\]\s*$/.test(text)) {
-                throw "Response is not a complete JSON";
+            if (text !== "" || status != 200) {
+                this._log(message(e) + (text !== "" ? "\nResponse:\n" + text : ""), "error");
             }
-            var parts = JSON.parse(text);
-            for (var i = 0; i < parts.length; i++) {
-                this._processPart(parts[i]);
+            if (bounce || text !== "") {
+                this._status({ type: "error", message: message(e), status: status, response: text, bounceCount: this._bounceCount, retryIn: delay });
             }
-        },
-
-        _processPart: function (part) {
-            if (!part || part.ids == null) {
-                throw "Cannot find \"ids\" property within the response part";
-            }
-            if (typeof part.data == "undefined") {
-                throw "Cannot find \"data\" property within the response part";
-            }
-            var data = part.data, prefix = this._namespace;
-            for (var wireId in part.ids) {
-                if (!own(part.ids, wireId)) continue;
-                var id = wireId;
-                if (prefix && id.indexOf(prefix) === 0) id = id.substring(prefix.length);
-                var item = this._ids[id];
-                if (!item) item = this._ids[id] = { cursor: null, callbacks: [] };
-                item.cursor = "" + part.ids[wireId]; // string: keeps every digit
-                var callbacks = item.callbacks.slice(0);
-                for (var j = 0; j < callbacks.length; j++) {
-                    var err = this._callAndReturnException(callbacks[j], [data, id, item.cursor]);
-                    if (err) {
-                        this._error("Error executing callback #" + j + " for ID " + id + ": " + err, "Data:\n" + dump(data));
-                    }
-                }
-            }
-        },
-
-        execute: function (ids, callAndReturnException, namespace) {
-            this._abort();
-            if (this._timer) {
-                clearTimeout(this._timer);
-                this._timer = null;
-            }
-            this._namespace = namespace && ("" + namespace).length ? "" + namespace : null;
-            this._ids = ids || {};
-            this._callAndReturnException = callAndReturnException || Dklab_Realplexor._callAndReturnException;
-            this._loopFunc();
+            this._prevReqTime = t;
         }
+        // A callback may have called execute() or stop() already.
+        if (!this._running || this._xhr || this._timer) return;
+        this._log("Next query in " + delay + " ms");
+        var self = this;
+        this._timer = setTimeout(function () {
+            self._loop();
+        }, delay);
     };
 
-    Dklab_Realplexor._DirectPoller = DirectPoller;
+    // Parse a reply body and dispatch every part of it.
+    proto._process = function (text) {
+        var start = text.indexOf("[");
+        if (start > 0) text = text.substring(start);
+        this._log("Received response:\n" + text);
+        if (!/^\s*\[[\s\S]*\]\s*$/.test(text)) throw new Error("Response is not a complete JSON");
+        var parts = JSON.parse(text), t = now();
+        // Check every part before running any callback.
+        for (var i = 0; i < parts.length; i++) {
+            var part = parts[i];
+            if (!part || typeof part != "object" || part.ids == null) {
+                throw new Error("Cannot find \"ids\" property within the response part");
+            }
+            if (!own(part, "data")) throw new Error("Cannot find \"data\" property within the response part");
+        }
+        for (i = 0; i < parts.length; i++) this._dispatch(parts[i], t);
+    };
+
+    // One part: { "ids": { id: cursor, ... }, "data": ... }.
+    proto._dispatch = function (part, t) {
+        var prefix = this._prefix();
+        for (var wireId in part.ids) {
+            if (!own(part.ids, wireId)) continue;
+            var id = wireId;
+            if (prefix && id.indexOf(prefix) === 0) id = id.substring(prefix.length);
+            // The server's string, never a float: a float would lose digits.
+            var cursor = "" + part.ids[wireId];
+            var c = parseFloat(cursor);
+            // A cursor the server generated tells how far its clock is ahead.
+            if (c > 1e9) {
+                var offset = c - t / 1000;
+                if (this._serverOffset == null || offset > this._serverOffset) this._serverOffset = offset;
+            }
+            var item = this._item(id);
+            item.cursor = cursor;
+            var callbacks = item.callbacks.slice(0);
+            for (var j = 0; j < callbacks.length; j++) {
+                try {
+                    callbacks[j](part.data, id, cursor);
+                } catch (e) {
+                    this._log("Error executing callback #" + j + " for ID " + id + ": " + message(e) + "\nData:\n" + dump(part.data), "error");
+                    this._status({ type: "callbackError", id: id, error: e, data: part.data });
+                }
+            }
+        }
+    };
 
     return Dklab_Realplexor;
 })();

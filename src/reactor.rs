@@ -774,8 +774,14 @@ impl Reactor {
                 self.who(key),
                 what
             );
+            // The static files are cacheable (Expires 2037): with CORS configured, a copy
+            // fetched without Origin must not be reused for a CORS request, so they always
+            // vary on Origin.
             let reply = match &cors {
                 Some(o) => with_headers(&reply, &http::cors_headers(o)),
+                None if !self.cfg.allowed_origins.is_empty() => {
+                    with_headers(&reply, b"Vary: Origin\r\n")
+                }
                 None => reply.to_vec(),
             };
             self.reply_and_close(key, &reply);

@@ -21,6 +21,11 @@ fn cors_header(origin: &str) -> String {
     )
 }
 
+/// The reply's head, up to and including the blank line.
+fn head_of(reply: &str) -> &str {
+    reply.find("\r\n\r\n").map_or(reply, |i| &reply[..i + 4])
+}
+
 fn exchange(addr: std::net::SocketAddr, req: &[u8]) -> String {
     let mut c = TcpStream::connect(addr).expect("connect");
     c.write_all(req).expect("write");
@@ -132,7 +137,7 @@ fn head_split_across_writes_and_non_http_requests_still_work_with_cors() {
 fn iframe_origin_agent_cluster_is_opt_in() {
     let s = Server::start("");
     let plain = exchange(s.wait_addr(), b"GET /?identifier=IFRAME HTTP/1.1\r\n\r\n");
-    assert!(!plain.contains("Origin-Agent-Cluster"));
+    assert!(!head_of(&plain).contains("Origin-Agent-Cluster"));
     let s = Server::start("$CONFIG{IFRAME_ORIGIN_AGENT_CLUSTER} = 1;");
     let on = exchange(s.wait_addr(), b"GET /?identifier=IFRAME HTTP/1.1\r\n\r\n");
     assert!(
@@ -140,5 +145,21 @@ fn iframe_origin_agent_cluster_is_opt_in() {
         "{on}"
     );
     let script = exchange(s.wait_addr(), b"GET /?identifier=SCRIPT HTTP/1.1\r\n\r\n");
-    assert!(!script.contains("Origin-Agent-Cluster"));
+    assert!(!head_of(&script).contains("Origin-Agent-Cluster"));
+}
+
+#[test]
+fn static_files_vary_on_origin_when_cors_is_configured() {
+    let s = Server::start(&format!("$CONFIG{{ALLOWED_ORIGINS}} = [ '{ORIGIN}' ];"));
+    let plain = exchange(s.wait_addr(), b"GET /?identifier=SCRIPT HTTP/1.1\r\n\r\n");
+    assert!(head_of(&plain).contains("\r\nVary: Origin"), "{plain}");
+    assert!(!head_of(&plain).contains("Access-Control-Allow-Origin"));
+    let cors = exchange(s.wait_addr(), &get(ORIGIN, "SCRIPT"));
+    assert!(
+        head_of(&cors).contains(&format!("Access-Control-Allow-Origin: {ORIGIN}\r\n")),
+        "{cors}"
+    );
+    let s = Server::start("");
+    let plain = exchange(s.wait_addr(), b"GET /?identifier=SCRIPT HTTP/1.1\r\n\r\n");
+    assert!(!head_of(&plain).contains("Vary"));
 }
