@@ -18,13 +18,15 @@
 //! * `commands`, `presence`, `auth`: ONLINE / WATCH / STATS, online tracking and events,
 //!   the users file and every password scheme (spec 6.3, 7, 8; 12.1 #13-#31);
 //! * `php_api`: the original PHP client's exact requests and reply checks (spec 12.2);
-//! * `cors`, `service`: CORS on the WAIT line; reload, stop, supervisor (spec 9.4-9.6, 14).
+//! * `cors`, `service`: CORS on the WAIT line; reload, stop, supervisor (spec 9.4-9.6, 14);
+//! * `loadtest`: each loadtest scenario once, small, against the real binary.
 
 mod auth;
 mod commands;
 mod cors;
 mod delivery;
 mod in_line;
+mod loadtest;
 mod php_api;
 mod presence;
 mod servertest;

@@ -1,0 +1,65 @@
+//! End-to-end runs of every loadtest scenario, small (200 connections, a few seconds),
+//! against the real binary: the loadtest starts it with its own override conf, drives
+//! the scenario with in-process workers and must report `"ok": true` (every connection
+//! parked, every payload delivered and verified, presence exact, no loss or duplicate).
+//! These check the loadtest and the server together; they assert no timing figure.
+
+use realplexor_loadtest::{args, run_scenario};
+use serde_json::Value;
+
+fn run(scenario: &str, extra: &[&str]) -> Value {
+    let cmd = format!("'{}' {{conf}}", env!("CARGO_BIN_EXE_realplexor"));
+    let mut argv: Vec<String> = [scenario, "--server-cmd", &cmd, "--quiet", "--timeout", "30"]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+    if !extra.contains(&"-n") {
+        argv.extend(["-n".to_string(), "200".to_string()]);
+    }
+    let opts = args::parse(&argv).expect("arguments");
+    let v = run_scenario(&opts, None).unwrap_or_else(|e| panic!("{scenario}: {e}"));
+    assert_eq!(v["ok"], true, "{scenario}: {v:#}");
+    v
+}
+
+#[test]
+fn loadtest_idle_reports_rss_per_connection() {
+    let v = run("idle", &["--cycles", "1"]);
+    assert_eq!(v["parked"], 200);
+    assert!(v["rss_per_conn"].is_number(), "{v:#}");
+    assert_eq!(v["cycles"][0]["parked"], 200);
+}
+
+#[test]
+fn loadtest_fanout_delivers_every_payload() {
+    let v = run("fanout", &[]);
+    assert_eq!(v["delivered"], 200);
+    assert_eq!(v["bad_payload"], 0);
+    assert_eq!(v["cdf_ms"].as_array().map(Vec::len), Some(101));
+}
+
+#[test]
+fn loadtest_publish_with_reparking_listeners() {
+    let v = run("publish", &["--pushes", "500"]);
+    assert_eq!(v["delivered"], 500);
+    assert_eq!(v["reparks"], 500);
+}
+
+#[test]
+fn loadtest_churn_presence_is_exact() {
+    let v = run(
+        "churn",
+        &["--rate", "100", "--duration", "2", "--lifetime-ms", "300"],
+    );
+    assert!(v["parked"].as_u64().unwrap_or(0) >= 150, "{v:#}");
+    assert_eq!(v["watch_offline_seen"], v["parked"]);
+}
+
+#[test]
+fn loadtest_multi_exactly_once_in_order() {
+    let v = run("multi", &["--pushes", "300", "--reconnect", "0.3"]);
+    assert_eq!(v["lost"], 0);
+    assert_eq!(v["duplicates"], 0);
+    assert!(v["reconnects"].as_u64().unwrap_or(0) > 0, "{v:#}");
+}
