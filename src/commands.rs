@@ -120,12 +120,22 @@ pub fn find(buf: &[u8], at_eof: bool) -> Option<Command> {
     if let Some(c) = try_at(buf, 0, at_eof) {
         return Some(c);
     }
-    for p in 0..buf.len() {
-        if let Some(n) = blank_line_at(buf, p) {
-            if let Some(c) = try_at(buf, p + n, at_eof) {
-                return Some(c);
+    // A blank line starts at a `\n`, or at the `\r` just before one: visit only those.
+    let mut from = 0;
+    while let Some(rel) = buf
+        .get(from..)
+        .and_then(|r| r.iter().position(|&c| c == b'\n'))
+    {
+        let nl = from + rel;
+        let before = nl.checked_sub(1).filter(|&p| buf.get(p) == Some(&b'\r'));
+        for p in before.into_iter().chain(std::iter::once(nl)) {
+            if let Some(n) = blank_line_at(buf, p) {
+                if let Some(c) = try_at(buf, p + n, at_eof) {
+                    return Some(c);
+                }
             }
         }
+        from = nl + 1;
     }
     None
 }

@@ -113,7 +113,10 @@ impl Conn {
 
     /// Reads until the socket would block, through the shared `scratch` buffer. Bytes are
     /// kept only while Reading, and at most `keep_max` of them (the caller reports overflow).
-    pub fn read_all(&mut self, scratch: &mut [u8], keep_max: usize) -> ReadResult {
+    /// A read shorter than the buffer drained the socket: unless the event also said the
+    /// peer closed (`closed`: then EOF is still to be read), the next arriving byte raises a
+    /// new edge, so the extra read that would only say WouldBlock is skipped.
+    pub fn read_all(&mut self, scratch: &mut [u8], keep_max: usize, closed: bool) -> ReadResult {
         let mut r = ReadResult {
             bytes: 0,
             eof: false,
@@ -135,6 +138,9 @@ impl Conn {
                             // Over the limit: stop reading; the caller closes.
                             return r;
                         }
+                    }
+                    if n < scratch.len() && !closed {
+                        return r;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return r,

@@ -138,6 +138,21 @@ fn bind(addr: &str) -> Result<TcpListener, String> {
     Ok(TcpListener::from_std(std))
 }
 
+/// The body of the last reply of a delivery run, with the blocks it was built from.
+#[derive(Default)]
+struct ReplyCache {
+    blocks: Option<Vec<Block>>,
+    body: Vec<u8>,
+}
+
+/// `abc, def` for the `<- sending` log line (empty when debug logging is off).
+fn join_ids(ids: &[Rc<str>]) -> String {
+    if !log::log_enabled!(Debug) {
+        return String::new();
+    }
+    ids.iter().map(|s| &**s).collect::<Vec<_>>().join(", ")
+}
+
 /// The listen addresses a config asks for, in order.
 fn wanted_addrs(cfg: &Config) -> Vec<(String, Line)> {
     cfg.wait_addr
@@ -279,7 +294,8 @@ impl Reactor {
     /// Runs until stopped by a signal, a restart is needed, or a fatal poll error.
     pub fn run(&mut self) -> io::Result<Exit> {
         let mut events = Events::with_capacity(1024);
-        let mut ready: Vec<(Token, bool, bool)> = Vec::with_capacity(1024);
+        // (token, readable, writable, peer closed or error)
+        let mut ready: Vec<(Token, bool, bool, bool)> = Vec::with_capacity(1024);
         let mut poll_errors = 0u32;
         loop {
             let timeout = self.poll_timeout(Instant::now());
@@ -297,13 +313,15 @@ impl Reactor {
             poll_errors = 0;
             ready.clear();
             ready.extend(events.iter().map(|e| {
+                let closed = e.is_read_closed() || e.is_error();
                 (
                     e.token(),
-                    e.is_readable() || e.is_read_closed() || e.is_error(),
+                    e.is_readable() || closed,
                     e.is_writable() || e.is_write_closed(),
+                    closed,
                 )
             }));
-            for &(token, readable, writable) in &ready {
+            for &(token, readable, writable, closed) in &ready {
                 let now = Instant::now();
                 if token == SIGNAL {
                     if let Some(exit) = self.on_signals(now) {
@@ -313,7 +331,7 @@ impl Reactor {
                 }
                 match token.0.checked_sub(LISTENER_BASE) {
                     Some(i) => self.accept(ListenToken(i), now),
-                    None => self.on_event(token.0, readable, writable, now),
+                    None => self.on_event(token.0, readable, writable, closed, now),
                 }
                 self.close_deferred(now);
             }
@@ -542,12 +560,12 @@ impl Reactor {
 
     // ----- connection events ------------------------------------------------------------
 
-    fn on_event(&mut self, key: usize, readable: bool, writable: bool, now: Instant) {
+    fn on_event(&mut self, key: usize, readable: bool, writable: bool, closed: bool, now: Instant) {
         if writable {
             self.on_writable(key);
         }
         if readable {
-            self.on_readable(key, now);
+            self.on_readable(key, closed, now);
         }
     }
 
@@ -598,7 +616,7 @@ impl Reactor {
         }
     }
 
-    fn on_readable(&mut self, key: usize, now: Instant) {
+    fn on_readable(&mut self, key: usize, closed: bool, now: Instant) {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
@@ -611,7 +629,7 @@ impl Reactor {
             Line::In => self.cfg.in_maxlen,
         }
         .saturating_add(SCRATCH);
-        let r = c.read_all(&mut self.scratch, keep_max);
+        let r = c.read_all(&mut self.scratch, keep_max, closed);
         if r.bytes > 0 {
             let id = ConnId {
                 key: key as u32,
@@ -826,54 +844,46 @@ impl Reactor {
             self.who(key),
             self.name_prefix(key)
         );
-        let (deliveries, ids) = self.storage.deliver_to_new(l, &self.limits);
-        self.send_deliveries(deliveries, &ids);
+        if let Some((d, ids)) = self.storage.deliver_to_new(l, &self.limits) {
+            let ids_text = join_ids(&ids);
+            self.send_delivery(d, &ids_text, &mut ReplyCache::default());
+        }
     }
 
-    /// Writes each delivery's body and queues its connection for closing.
-    fn send_deliveries(&mut self, deliveries: Vec<Delivery>, ids: &[Rc<str>]) {
-        if deliveries.is_empty() {
+    /// Writes one delivery's body at once and queues its connection for closing. `out`
+    /// carries the previous reply between calls of one run: a fan-out gives most listeners
+    /// the same blocks, so their body is serialised once.
+    fn send_delivery(&mut self, d: Delivery, ids_text: &str, out: &mut ReplyCache) {
+        let key = d.conn.key as usize;
+        // INVARIANT: a listener's connection outlives its registration.
+        debug_assert_eq!(self.id_of(key), Some(d.conn));
+        if self.id_of(key) != Some(d.conn) {
             return;
         }
-        let ids_text = if log::log_enabled!(Debug) {
-            ids.iter().map(|s| &**s).collect::<Vec<_>>().join(", ")
-        } else {
-            String::new()
-        };
-        let mut body = Vec::new();
-        let mut prev: Option<Vec<Block>> = None;
-        for d in deliveries {
-            let key = d.conn.key as usize;
-            // INVARIANT: a listener's connection outlives its registration.
-            debug_assert_eq!(self.id_of(key), Some(d.conn));
-            if self.id_of(key) != Some(d.conn) {
-                continue;
-            }
-            // A fan-out gives most listeners the same blocks: serialise them once.
-            if prev
-                .as_deref()
-                .is_none_or(|p| !wait_line::same_blocks(p, &d.blocks))
-            {
-                body.clear();
-                wait_line::body(&d.blocks, &mut body);
-            }
-            if let Some(c) = self.conns.get_mut(key) {
-                c.state = State::Closing;
-            }
-            let done = self.write_or_close(key, &body);
-            rlog!(
-                Debug,
-                self.storage.counts(),
-                "<- sending {} responses ({} bytes) from [{}] (print=1, shutdown=1)",
-                d.blocks.len(),
-                body.len(),
-                ids_text
-            );
-            if done == Ok(true) {
-                self.finish(key);
-            }
-            prev = Some(d.blocks);
+        if out
+            .blocks
+            .as_deref()
+            .is_none_or(|p| !wait_line::same_blocks(p, &d.blocks))
+        {
+            out.body.clear();
+            wait_line::body(&d.blocks, &mut out.body);
         }
+        if let Some(c) = self.conns.get_mut(key) {
+            c.state = State::Closing;
+        }
+        let done = self.write_or_close(key, &out.body);
+        rlog!(
+            Debug,
+            self.storage.counts(),
+            "<- sending {} responses ({} bytes) from [{}] (print=1, shutdown=1)",
+            d.blocks.len(),
+            out.body.len(),
+            ids_text
+        );
+        if done == Ok(true) {
+            self.finish(key);
+        }
+        out.blocks = Some(d.blocks);
     }
 
     /// Sends `bytes`; on a socket error the connection is queued for closing.
@@ -938,23 +948,26 @@ impl Reactor {
         if !self.conns.contains(key) {
             return;
         }
-        let prefix = self.name_prefix(key);
-        let who = self.who(key).to_string();
+        // The name and peer are formatted only when the line is logged.
+        let logged =
+            log::log_enabled!(Debug).then(|| (self.who(key).to_string(), self.name_prefix(key)));
+        // Closing the socket removes it from epoll: no deregister call needed.
         let mut c = self.conns.remove(key);
-        let _ = self.poll.registry().deregister(&mut c.sock);
         if let Some(t) = c.timer.take() {
             self.timers.cancel(t);
         }
         if let Some(l) = c.listener.take() {
             self.storage.close_listener(l, now, &self.limits);
         }
-        rlog!(
-            Debug,
-            self.storage.counts(),
-            "{}: DEBUG: {}connection closed",
-            who,
-            prefix
-        );
+        if let Some((who, prefix)) = logged {
+            rlog!(
+                Debug,
+                self.storage.counts(),
+                "{}: DEBUG: {}connection closed",
+                who,
+                prefix
+            );
+        }
     }
 
     // ----- IN line ----------------------------------------------------------------------
@@ -1089,10 +1102,11 @@ impl Reactor {
             data: body.into(),
             limiters: parsed.limiters.clone().into_boxed_slice(),
         });
-        let who = self.who(key).to_string();
-        let names = names.join(",");
+        let logged = log::log_enabled!(Debug).then(|| (self.who(key).to_string(), names.join(",")));
         self.apply_message(now, msg, targets, |counts| {
-            rlog!(Debug, counts, "{}: DEBUG: added data for [{}]", who, names);
+            if let Some((who, names)) = logged {
+                rlog!(Debug, counts, "{}: DEBUG: added data for [{}]", who, names);
+            }
         });
     }
 
@@ -1108,9 +1122,18 @@ impl Reactor {
     ) {
         self.storage.push(now, &msg, &targets, &self.limits);
         queued(self.storage.counts());
-        let mut ids: Vec<ChannelId> = targets.iter().map(|t| t.1).collect();
-        let (deliveries, names) = self.storage.deliver(&mut ids, &self.limits);
-        self.send_deliveries(deliveries, &names);
+        let ids: Vec<ChannelId> = targets.iter().map(|t| t.1).collect();
+        let mut run = self.storage.begin_delivery(ids, &self.limits);
+        // The ids list costs a pass over the listeners: only when it is logged.
+        let ids_text = if log::log_enabled!(Debug) {
+            join_ids(&self.storage.ids_with_data(&run))
+        } else {
+            String::new()
+        };
+        let mut cache = ReplyCache::default();
+        while let Some(d) = self.storage.next_delivery(&mut run) {
+            self.send_delivery(d, &ids_text, &mut cache);
+        }
     }
 
     fn run_command(&mut self, key: usize, cmd: Command) {

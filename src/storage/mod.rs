@@ -154,12 +154,20 @@ pub struct Storage {
     counts: Counts,
     /// Items dropped by MAX_DATA_FOR_ID trimming since start.
     pub trimmed_items: u64,
+    /// Scratch for delivery runs (kept to avoid an allocation per listener).
+    hits: Vec<Hit>,
 }
 
 struct Hit {
-    listener: ListenerId,
     channel: ChannelId,
     item: usize,
+}
+
+/// One delivery run in progress (see `Storage::begin_delivery`).
+pub struct DeliveryRun {
+    ids: Vec<ChannelId>,
+    candidates: Vec<ListenerId>,
+    next: usize,
 }
 
 impl Storage {
@@ -275,49 +283,109 @@ impl Storage {
         }
     }
 
-    /// Delivery after a push (spec 5.5): every listener parked on `ids` gets the items newer
-    /// than its cursor that it may see. Served listeners are detached. Also returns the ids
-    /// that produced data, sorted, for the log line.
-    pub fn deliver(
-        &mut self,
-        ids: &mut Vec<ChannelId>,
-        lim: &Limits,
-    ) -> (Vec<Delivery>, Vec<Rc<str>>) {
+    /// Starts a delivery run after a push (spec 5.5): trims the queues of `ids` and lists
+    /// the listeners parked on them. `next_delivery` then serves them one at a time, so the
+    /// caller writes the first reply before the last one is even built.
+    pub fn begin_delivery(&mut self, mut ids: Vec<ChannelId>, lim: &Limits) -> DeliveryRun {
         ids.sort_unstable();
         ids.dedup();
-        self.trim(ids, lim.max_data_for_id);
-        let mut hits = Vec::new();
-        for &id in ids.iter() {
+        self.trim(&ids, lim.max_data_for_id);
+        let mut candidates = Vec::new();
+        for &id in &ids {
             let Some(c) = self.channels.get(id as usize) else {
                 continue;
             };
-            if c.queue.as_ref().is_none_or(|q| q.is_empty()) {
-                continue;
-            }
-            for w in &c.waiters {
-                self.collect(w.listener, w.sub as usize, &mut hits);
+            if c.queue.as_ref().is_some_and(|q| !q.is_empty()) {
+                candidates.extend(c.waiters.iter().map(|w| w.listener));
             }
         }
         if ids.len() > 1 {
-            // Group a listener's hits from several channels together.
-            hits.sort_by_key(|h| h.listener);
+            // A listener parked on several of the ids is served once.
+            candidates.sort_unstable();
+            candidates.dedup();
         }
-        self.build(hits)
+        DeliveryRun {
+            ids,
+            candidates,
+            next: 0,
+        }
+    }
+
+    /// The next listener of the run that may see new data, with its blocks; it is
+    /// detached (unparked) before it is returned.
+    pub fn next_delivery(&mut self, run: &mut DeliveryRun) -> Option<Delivery> {
+        let mut hits = std::mem::take(&mut self.hits);
+        let mut found = None;
+        while let Some(&l) = run.candidates.get(run.next) {
+            run.next += 1;
+            hits.clear();
+            let nsubs = self.listeners.get(l as usize).map_or(0, |x| x.subs.len());
+            for i in 0..nsubs {
+                let in_run = self
+                    .listeners
+                    .get(l as usize)
+                    .and_then(|x| x.subs.get(i))
+                    .is_some_and(|s| run.ids.binary_search(&s.channel).is_ok());
+                if in_run {
+                    self.collect(l, i, &mut hits);
+                }
+            }
+            if let Some(d) = self.build_one(l, &hits) {
+                found = Some(d);
+                break;
+            }
+        }
+        self.hits = hits;
+        found
+    }
+
+    /// The ids of the run that have data for at least one of its listeners, sorted (for
+    /// the original's `<- sending` log line). Call before the first `next_delivery`.
+    pub fn ids_with_data(&self, run: &DeliveryRun) -> Vec<Rc<str>> {
+        let mut hits = Vec::new();
+        let mut names: Vec<Rc<str>> = Vec::new();
+        for &id in &run.ids {
+            let Some(c) = self.channels.get(id as usize) else {
+                continue;
+            };
+            let any = c.waiters.iter().any(|w| {
+                hits.clear();
+                self.collect(w.listener, w.sub as usize, &mut hits);
+                !hits.is_empty()
+            });
+            if any {
+                names.push(c.name.clone());
+            }
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        names
     }
 
     /// Delivery at registration: only the new listener can have pending data (everyone
-    /// else parked on these channels was served when the data arrived).
-    pub fn deliver_to_new(&mut self, l: ListenerId, lim: &Limits) -> (Vec<Delivery>, Vec<Rc<str>>) {
-        let Some(listener) = self.listeners.get(l as usize) else {
-            return (Vec::new(), Vec::new());
-        };
+    /// else parked on these channels was served when the data arrived). Returns its
+    /// delivery (detached) and the ids that gave data.
+    pub fn deliver_to_new(
+        &mut self,
+        l: ListenerId,
+        lim: &Limits,
+    ) -> Option<(Delivery, Vec<Rc<str>>)> {
+        let listener = self.listeners.get(l as usize)?;
         let ids: Vec<ChannelId> = listener.subs.iter().map(|s| s.channel).collect();
         self.trim(&ids, lim.max_data_for_id);
         let mut hits = Vec::new();
         for i in 0..ids.len() {
             self.collect(l, i, &mut hits);
         }
-        self.build(hits)
+        let mut with_data: Vec<ChannelId> = hits.iter().map(|h| h.channel).collect();
+        with_data.sort_unstable();
+        with_data.dedup();
+        let d = self.build_one(l, &hits)?;
+        let mut names: Vec<Rc<str>> = with_data
+            .iter()
+            .filter_map(|&id| self.channel_name(id).cloned())
+            .collect();
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        Some((d, names))
     }
 
     /// Walks one subscription's channel queue from the newest item down to the listen cursor.
@@ -343,7 +411,6 @@ impl Storage {
                 continue;
             }
             hits.push(Hit {
-                listener: l,
                 channel: s.channel,
                 item: i,
             });
@@ -360,9 +427,13 @@ impl Storage {
             })
     }
 
-    fn build(&mut self, hits: Vec<Hit>) -> (Vec<Delivery>, Vec<Rc<str>>) {
-        let mut out: Vec<Delivery> = Vec::new();
-        let mut with_data: Vec<ChannelId> = Vec::new();
+    /// Turns one listener's hits into its reply blocks and detaches it; None without hits.
+    fn build_one(&mut self, l: ListenerId, hits: &[Hit]) -> Option<Delivery> {
+        if hits.is_empty() {
+            return None;
+        }
+        let conn = self.listeners.get(l as usize)?.conn;
+        let mut blocks: Vec<Block> = Vec::new();
         for h in hits {
             let Some(c) = self.channels.get(h.channel as usize) else {
                 continue;
@@ -370,21 +441,7 @@ impl Storage {
             let Some(item) = c.queue.as_ref().and_then(|q| q.get(h.item)) else {
                 continue;
             };
-            if !with_data.contains(&h.channel) {
-                with_data.push(h.channel);
-            }
-            if out.last().is_none_or(|d| d.listener != h.listener) {
-                let Some(l) = self.listeners.get(h.listener as usize) else {
-                    continue;
-                };
-                out.push(Delivery {
-                    listener: h.listener,
-                    conn: l.conn,
-                    blocks: Vec::new(),
-                });
-            }
-            let Some(d) = out.last_mut() else { continue };
-            match d.blocks.iter_mut().find(|b| Rc::ptr_eq(&b.msg, &item.msg)) {
+            match blocks.iter_mut().find(|b| Rc::ptr_eq(&b.msg, &item.msg)) {
                 Some(b) => {
                     // The same message under several ids, or twice in one queue (a duplicate
                     // id in one push): the last visited, i.e. lowest, cursor of an id wins.
@@ -396,32 +453,31 @@ impl Storage {
                         b.cursor = item.cursor.clone();
                     }
                 }
-                None => d.blocks.push(Block {
+                None => blocks.push(Block {
                     msg: item.msg.clone(),
                     cursor: item.cursor.clone(),
                     ids: vec![(c.name.clone(), item.cursor.clone())],
                 }),
             }
         }
-        for d in &mut out {
-            for b in &mut d.blocks {
+        for b in &mut blocks {
+            if b.ids.len() > 1 {
                 b.ids.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             }
-            d.blocks.sort_by(|a, b| {
+        }
+        if blocks.len() > 1 {
+            blocks.sort_by(|a, b| {
                 a.cursor
                     .cmp_value(&b.cursor)
                     .then_with(|| a.msg.data.cmp(&b.msg.data))
             });
         }
-        for d in &out {
-            self.detach(d.listener);
-        }
-        let mut names: Vec<Rc<str>> = with_data
-            .iter()
-            .filter_map(|&id| self.channel_name(id).cloned())
-            .collect();
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        (out, names)
+        self.detach(l);
+        Some(Delivery {
+            listener: l,
+            conn,
+            blocks,
+        })
     }
 
     // ----- listeners --------------------------------------------------------------------

@@ -27,6 +27,22 @@ fn conn(k: u32) -> ConnId {
     ConnId { key: k, gen: k }
 }
 
+/// A whole delivery run: the ids that gave data, then every listener served.
+fn deliver(
+    s: &mut Storage,
+    ids: &mut Vec<ChannelId>,
+    lim: &Limits,
+) -> (Vec<Delivery>, Vec<Rc<str>>) {
+    let mut run = s.begin_delivery(ids.clone(), lim);
+    let names = s.ids_with_data(&run);
+    let mut out = Vec::new();
+    while let Some(d) = s.next_delivery(&mut run) {
+        s.check_invariants();
+        out.push(d);
+    }
+    (out, names)
+}
+
 fn bodies(d: &Delivery) -> Vec<String> {
     d.blocks
         .iter()
@@ -56,13 +72,16 @@ fn push_then_register_delivers_newer_items_in_order() {
     }
     let l = s.register(conn(1), vec![(c("10"), abc)], &lim());
     s.check_invariants();
-    let (d, ids) = s.deliver_to_new(
-        l,
-        &Limits {
-            max_data_for_id: 30,
-            ..lim()
-        },
-    );
+    let (d, ids) = s
+        .deliver_to_new(
+            l,
+            &Limits {
+                max_data_for_id: 30,
+                ..lim()
+            },
+        )
+        .unwrap();
+    let d = [d];
     s.check_invariants();
     assert_eq!(&*ids[0], "abc");
     assert_eq!(
@@ -83,11 +102,12 @@ fn one_message_to_two_ids_is_one_block_and_trim_keeps_newest() {
     for (i, data) in ["a", "bb", "ccc"].iter().enumerate() {
         let cur = c(&(i + 1).to_string());
         s.push(now, &msg(data, &[]), &[(cur.clone(), a), (cur, b)], &lim());
-        s.deliver(&mut vec![a, b], &lim());
+        deliver(&mut s, &mut vec![a, b], &lim());
         s.check_invariants();
     }
     let l = s.register(conn(1), vec![(c("0"), b), (c("0"), a)], &lim());
-    let (d, _) = s.deliver_to_new(l, &lim());
+    let (d, _) = s.deliver_to_new(l, &lim()).unwrap();
+    let d = [d];
     assert_eq!(bodies(&d[0]), ["abc=2+def=2:bb", "abc=3+def=3:ccc"]);
     assert_eq!(s.trimmed_items, 2);
     s.check_invariants();
@@ -108,13 +128,13 @@ fn fanout_and_limiters() {
         &[(c("20"), news)],
         &lim(),
     );
-    let (d, ids) = s.deliver(&mut vec![news], &lim());
+    let (d, ids) = deliver(&mut s, &mut vec![news], &lim());
     s.check_invariants();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].listener, l2);
     assert_eq!(&*ids[0], "news");
     s.push(now, &msg("\"public\"", &[]), &[(c("21"), news)], &lim());
-    let (d, _) = s.deliver(&mut vec![news], &lim());
+    let (d, _) = deliver(&mut s, &mut vec![news], &lim());
     s.check_invariants();
     let mut served: Vec<ListenerId> = d.iter().map(|d| d.listener).collect();
     served.sort();
@@ -166,7 +186,8 @@ fn duplicate_ids_in_one_registration() {
     s.push(Instant::now(), &msg("x", &[]), &[(c("7"), dd)], &lim());
     let l = s.register(conn(1), vec![(c("10"), dd), (c("5"), dd)], &lim());
     assert_eq!(s.listener_name(l), "10:dd,(and 1 more)");
-    let (d, _) = s.deliver_to_new(l, &lim());
+    let (d, _) = s.deliver_to_new(l, &lim()).unwrap();
+    let d = [d];
     assert_eq!(bodies(&d[0]), ["dd=7:x"]);
     s.check_invariants();
 }
@@ -187,7 +208,8 @@ fn long_id_lists_dedupe_linearly_with_last_cursor_winning() {
     let l = s.register(conn(1), pairs, &lim());
     s.check_invariants();
     assert_eq!(s.listener_name(l), "10:id0,(and 101 more)");
-    let (d, _) = s.deliver_to_new(l, &lim());
+    let (d, _) = s.deliver_to_new(l, &lim()).unwrap();
+    let d = [d];
     // id0 listens at 5 (6 is new), id50 at 7 (6 is old).
     assert_eq!(bodies(&d[0]), ["id0=6:x"]);
     assert_eq!(s.counts().connected_fhs, 0);
