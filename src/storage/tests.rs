@@ -30,10 +30,10 @@ fn conn(k: u32) -> ConnId {
 /// A whole delivery run: the ids that gave data, then every listener served.
 fn deliver(
     s: &mut Storage,
-    ids: &mut Vec<ChannelId>,
+    ids: &[ChannelId],
     lim: &Limits,
 ) -> (Vec<Delivery>, Vec<Rc<str>>) {
-    let mut run = s.begin_delivery(ids.clone(), lim);
+    let mut run = s.begin_delivery(ids.to_vec(), lim);
     let names = s.ids_with_data(&run);
     let mut out = Vec::new();
     while let Some(d) = s.next_delivery(&mut run) {
@@ -102,7 +102,7 @@ fn one_message_to_two_ids_is_one_block_and_trim_keeps_newest() {
     for (i, data) in ["a", "bb", "ccc"].iter().enumerate() {
         let cur = c(&(i + 1).to_string());
         s.push(now, &msg(data, &[]), &[(cur.clone(), a), (cur, b)], &lim());
-        deliver(&mut s, &mut vec![a, b], &lim());
+        deliver(&mut s, &[a, b], &lim());
         s.check_invariants();
     }
     let l = s.register(conn(1), vec![(c("0"), b), (c("0"), a)], &lim());
@@ -128,13 +128,13 @@ fn fanout_and_limiters() {
         &[(c("20"), news)],
         &lim(),
     );
-    let (d, ids) = deliver(&mut s, &mut vec![news], &lim());
+    let (d, ids) = deliver(&mut s, &[news], &lim());
     s.check_invariants();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].listener, l2);
     assert_eq!(&*ids[0], "news");
     s.push(now, &msg("\"public\"", &[]), &[(c("21"), news)], &lim());
-    let (d, _) = deliver(&mut s, &mut vec![news], &lim());
+    let (d, _) = deliver(&mut s, &[news], &lim());
     s.check_invariants();
     let mut served: Vec<ListenerId> = d.iter().map(|d| d.listener).collect();
     served.sort();
