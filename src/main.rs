@@ -5,6 +5,7 @@
 
 use realplexor::reactor::{ConfigSource, Exit, Reactor};
 use realplexor::{config, logging, rlog, storage::Counts, supervisor, sys};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -32,17 +33,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Written without println!, which panics when stdout is a closed pipe (`| head`).
     if m.opt_present("h") {
-        print!("{}", opts.usage(USAGE));
-        println!(
-            "\nLoads the built-in defaults (the original dklab_realplexor.conf), then OVERRIDE.conf\n\
+        let _ = write!(
+            std::io::stdout(),
+            "{}\nLoads the built-in defaults (the original dklab_realplexor.conf), then OVERRIDE.conf\n\
              (Perl syntax: $CONFIG{{KEY}} = value;). SIGHUP reloads, SIGTERM/SIGINT stop.\n\
-             See README.md for the keys."
+             See README.md for the keys.\n",
+            opts.usage(USAGE)
         );
         return ExitCode::SUCCESS;
     }
     if m.opt_present("V") {
-        println!("realplexor {}", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(std::io::stdout(), "realplexor {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
     if m.free.len() > 1 {
