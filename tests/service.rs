@@ -102,13 +102,7 @@ fn sigterm_gives_parked_clients_the_timeout_reply_and_exits_0() {
 #[test]
 fn supervisor_restarts_a_killed_worker() {
     let s = Server::start("");
-    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", s.pid()))
-        .expect("children of the supervisor");
-    let worker: i32 = children
-        .split_whitespace()
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("a worker pid");
+    let worker = i32::try_from(worker_pid(&s)).expect("pid");
     // SAFETY: the worker is a child of the server we started.
     unsafe {
         libc::kill(worker, libc::SIGKILL);
@@ -135,4 +129,65 @@ fn t700_max_mem_mb_restarts_the_worker() {
     s.wait_log(|l| l.contains("SIGINT received, exiting"), LOG_TIMEOUT);
     // One second later a fresh worker starts.
     s.wait_log_count(|l| l.starts_with("Starting. Opened files limit"), 2);
+}
+
+fn worker_pid(s: &Server) -> u32 {
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", s.pid()))
+        .expect("children of the supervisor");
+    children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a worker pid")
+}
+
+#[test]
+fn su_user_is_switched_to_after_binding_when_root() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        // The switch only happens when started as root (as in the original); CI runs as root.
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI must run as root"
+        );
+        return;
+    }
+    let s = Server::start("$CONFIG{SU_USER} = 'nobody';");
+    s.wait_log(
+        |l| l.contains("Switching current user to unprivileged \"nobody\""),
+        LOG_TIMEOUT,
+    );
+    // The worker still serves after the switch, and runs as nobody.
+    let w = WaitClient::register(&s, b"identifier=abc\n");
+    s.push_ids("abc", r#""x""#);
+    assert!(w.read_body().contains(r#""x""#));
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", worker_pid(&s))).expect("worker status");
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .expect("Uid line");
+    assert!(
+        !uid_line.split_whitespace().skip(1).any(|u| u == "0"),
+        "{uid_line}"
+    );
+}
+
+#[test]
+fn an_unknown_su_user_is_a_startup_error() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI must run as root"
+        );
+        return;
+    }
+    let s = Server::start("$CONFIG{SU_USER} = 'no_such_user_here';");
+    s.wait_stderr(
+        |l| l.contains("User no_such_user_here is not found"),
+        LOG_TIMEOUT,
+    );
 }
