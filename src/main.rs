@@ -45,7 +45,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if m.opt_present("V") {
-        let _ = writeln!(std::io::stdout(), "realplexor {}", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(
+            std::io::stdout(),
+            "realplexor {}",
+            env!("CARGO_PKG_VERSION")
+        );
         return ExitCode::SUCCESS;
     }
     if m.free.len() > 1 {

@@ -28,11 +28,7 @@ fn conn(k: u32) -> ConnId {
 }
 
 /// A whole delivery run: the ids that gave data, then every listener served.
-fn deliver(
-    s: &mut Storage,
-    ids: &[ChannelId],
-    lim: &Limits,
-) -> (Vec<Delivery>, Vec<Rc<str>>) {
+fn deliver(s: &mut Storage, ids: &[ChannelId], lim: &Limits) -> (Vec<Delivery>, Vec<Rc<str>>) {
     let mut run = s.begin_delivery(ids.to_vec(), lim);
     let names = s.ids_with_data(&run);
     let mut out = Vec::new();
