@@ -89,6 +89,9 @@ pub struct Reactor {
     closing: Vec<ConnId>,
     accept_paused_until: Option<Instant>,
     last_accept_warn: Option<Instant>,
+    /// Connections closed since the last memory trim (see `housekeeping`).
+    closed_since_trim: usize,
+    last_trim: Instant,
     source: Option<ConfigSource>,
     signals: Option<SignalFd>,
     /// Set once SIGINT/SIGTERM arrived: the time by which the worker exits.
@@ -206,6 +209,8 @@ impl Reactor {
             closing: Vec::new(),
             accept_paused_until: None,
             last_accept_warn: None,
+            closed_since_trim: 0,
+            last_trim: Instant::now(),
             source: None,
             signals: None,
             stop_by: None,
@@ -927,10 +932,10 @@ impl Reactor {
     }
 
     fn defer_close(&mut self, key: usize) {
+        // No duplicate check (a scan here made a fan-out quadratic): close_deferred skips
+        // ids that are already closed.
         if let Some(id) = self.id_of(key) {
-            if !self.closing.contains(&id) {
-                self.closing.push(id);
-            }
+            self.closing.push(id);
         }
     }
 
@@ -953,6 +958,7 @@ impl Reactor {
             log::log_enabled!(Debug).then(|| (self.who(key).to_string(), self.name_prefix(key)));
         // Closing the socket removes it from epoll: no deregister call needed.
         let mut c = self.conns.remove(key);
+        self.closed_since_trim += 1;
         if let Some(t) = c.timer.take() {
             self.timers.cancel(t);
         }
@@ -1177,7 +1183,32 @@ impl Reactor {
 
     // ----- timers -----------------------------------------------------------------------
 
+    /// Gives memory back after a peak: once many connections or channels are gone, shrink
+    /// the containers that keep their peak capacity and ask malloc to return free pages.
+    /// At most every few seconds, so a steady churn pays nothing measurable.
+    fn housekeeping(&mut self, now: Instant) {
+        const FREED: usize = 10_000;
+        const EVERY: Duration = Duration::from_secs(5);
+        if self.closed_since_trim + self.storage.freed_since_trim() < FREED
+            || now.duration_since(self.last_trim) < EVERY
+        {
+            return;
+        }
+        self.closed_since_trim = 0;
+        self.last_trim = now;
+        self.storage.shrink();
+        if self.conns.is_empty() {
+            self.conns = Slab::new();
+        } else {
+            self.conns.shrink_to_fit();
+        }
+        self.timers.shrink();
+        sys::trim_heap();
+        rlog!(Debug, self.storage.counts(), "memory trimmed after a peak");
+    }
+
     fn expire(&mut self, now: Instant) {
+        self.housekeeping(now);
         if self.accept_paused_until.is_some_and(|t| t <= now) {
             for i in 0..self.listeners.len() {
                 self.accept(ListenToken(i), now);

@@ -63,6 +63,19 @@ impl<T> Timers<T> {
         self.nodes.is_empty()
     }
 
+    /// Releases spare capacity left by a peak of timers.
+    pub fn shrink(&mut self) {
+        if self.nodes.is_empty() {
+            self.nodes = Slab::new();
+            for f in &mut self.queues {
+                f.head = NIL;
+                f.tail = NIL;
+            }
+        } else {
+            self.nodes.shrink_to_fit();
+        }
+    }
+
     /// Arms a timer that fires at `now + dur`.
     pub fn arm(&mut self, now: Instant, dur: Duration, payload: T) -> TimerKey {
         // Reuse the FIFO of this duration, else a drained one, else add one.

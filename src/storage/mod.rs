@@ -156,6 +156,8 @@ pub struct Storage {
     pub trimmed_items: u64,
     /// Scratch for delivery runs (kept to avoid an allocation per listener).
     hits: Vec<Hit>,
+    /// Channels forgotten since the last `shrink`.
+    freed: usize,
 }
 
 struct Hit {
@@ -221,6 +223,7 @@ impl Storage {
             debug_assert!(c.countdown.is_none() && c.cleanup.is_none());
             let c = self.channels.remove(id as usize);
             self.names.remove(&c.name);
+            self.freed += 1;
         }
     }
 
@@ -684,6 +687,32 @@ impl Storage {
         if let Some(id) = self.lookup(name) {
             self.forget_if_unused(id);
         }
+    }
+
+    /// Channels forgotten since the last `shrink`.
+    pub fn freed_since_trim(&self) -> usize {
+        self.freed
+    }
+
+    /// Releases the spare capacity a peak left in the indexes (they never shrink by
+    /// themselves): the name map when it is mostly empty, and the slabs.
+    pub fn shrink(&mut self) {
+        self.freed = 0;
+        if self.names.len() < self.names.capacity() / 4 {
+            self.names.shrink_to_fit();
+        }
+        if self.channels.is_empty() {
+            self.channels = Slab::new();
+        } else {
+            self.channels.shrink_to_fit();
+        }
+        if self.listeners.is_empty() {
+            self.listeners = Slab::new();
+        } else {
+            self.listeners.shrink_to_fit();
+        }
+        self.timers.shrink();
+        self.hits = Vec::new();
     }
 
     // ----- read-only views (ONLINE, STATS, tests) ---------------------------------------

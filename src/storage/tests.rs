@@ -211,3 +211,30 @@ fn long_id_lists_dedupe_linearly_with_last_cursor_winning() {
     assert_eq!(s.counts().connected_fhs, 0);
     s.check_invariants();
 }
+
+#[test]
+fn shrink_releases_peak_capacity_once_channels_are_gone() {
+    let now = Instant::now();
+    let mut s = Storage::new();
+    let short = Limits {
+        clean_id_after: Duration::from_secs(1),
+        ..lim()
+    };
+    for i in 0..10_000 {
+        let id = s.intern(&format!("id{i}"));
+        s.push(now, &msg("x", &[]), &[(c("1"), id)], &short);
+    }
+    let later = now + Duration::from_secs(2);
+    while s.expire_one(later).is_some() {}
+    s.check_invariants();
+    assert_eq!(s.freed_since_trim(), 10_000);
+    assert!(s.names.capacity() >= 10_000);
+    s.shrink();
+    assert_eq!(s.freed_since_trim(), 0);
+    assert!(s.names.capacity() < 100, "{}", s.names.capacity());
+    assert_eq!(s.channels.capacity(), 0);
+    // Still works afterwards.
+    let id = s.intern("again");
+    s.push(later, &msg("y", &[]), &[(c("2"), id)], &short);
+    s.check_invariants();
+}
