@@ -25,6 +25,7 @@ mod auth;
 mod commands;
 mod cors;
 mod delivery;
+mod hardening;
 mod in_line;
 mod loadtest;
 mod php_api;

@@ -125,6 +125,10 @@ impl Server {
     /// refers to them as `@DIR@/<name>` (replaced with the temp dir here) or through the
     /// original's `dirname(abs_path(__FILE__))` idiom.
     pub fn start_with_files(extra_conf: &str, files: &[(&str, &str)]) -> Server {
+        Server::launch(extra_conf, files, None)
+    }
+
+    fn launch(extra_conf: &str, files: &[(&str, &str)], shell_prefix: Option<&str>) -> Server {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("realplexor-it-{}-{}", std::process::id(), n));
         let _ = fs::remove_dir_all(&dir);
@@ -136,7 +140,20 @@ impl Server {
         let extra_conf = extra_conf.replace("@DIR@", &dir.to_string_lossy());
         fs::write(&conf, format!("{BASE_CONF}{extra_conf}\n")).expect("write conf");
 
-        let mut child = Command::new(env!("CARGO_BIN_EXE_realplexor"))
+        // With a shell prefix: `sh -c '<prefix>exec realplexor --foreground conf'`, so the
+        // child is the worker itself; without: the default supervisor + worker.
+        let mut cmd = match shell_prefix {
+            Some(prefix) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("{prefix}exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_realplexor"))
+                    .arg("--foreground");
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_realplexor")),
+        };
+        let mut child = cmd
             .arg(&conf)
             .current_dir(&dir)
             .stdin(Stdio::null())
@@ -1132,4 +1149,35 @@ pub fn tool_output(tool: &str, package: &str, args: &[&str]) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
+}
+
+// ----- Added for tests/hardening.rs -----------------------------------------------------
+
+impl Server {
+    /// As `start`, with the server's open-files limit (soft and hard) set to `nofile`
+    /// through `sh -c 'ulimit -n N; exec ...'`, and `--foreground`: the shell execs, so the
+    /// child (`pid()`) is the worker itself, whose descriptors and CPU the test measures.
+    pub fn start_with_nofile(extra_conf: &str, nofile: u32) -> Server {
+        Server::start_foreground_with(extra_conf, &format!("ulimit -n {nofile} && "))
+    }
+
+    /// As `start`, but the worker itself (`--foreground`, no supervisor), so that `pid()`
+    /// is the process whose memory the test measures.
+    pub fn start_foreground(extra_conf: &str) -> Server {
+        Server::start_foreground_with(extra_conf, "")
+    }
+
+    fn start_foreground_with(extra_conf: &str, shell_prefix: &str) -> Server {
+        Server::launch(extra_conf, &[], Some(shell_prefix))
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Opens a raw client connection to `addr` with the test timeouts (no request sent).
+pub fn connect_raw(addr: SocketAddr) -> TcpStream {
+    connect(addr)
 }
