@@ -11,15 +11,16 @@
 //! Structure: `Conn` is what a connection costs while it lives in the reactor's slab: the
 //! socket, a generation, the unparsed input (freed when parked), a write tail only while a
 //! write is partial, its timer and its storage listener. IN-only state is boxed.
-//! Knows nothing of channels. Uses: types, timers, in_line (Parsed).
+//! Knows nothing of channels. Uses: types, timers, in_line (Parsed), sys (send).
 
 use crate::in_line::Parsed;
 use crate::timers::TimerKey;
 use crate::types::{Line, ListenerId};
 use mio::net::TcpStream;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{SocketAddr, SocketAddrV6};
+use std::os::fd::AsRawFd;
 
 /// The peer address for log lines, kept compact (accept() gives it for free; asking the
 /// socket later fails once the peer has reset it).
@@ -159,7 +160,8 @@ impl Conn {
             out.data.extend_from_slice(bytes);
             return Ok(false);
         }
-        let n = write_some(&mut self.sock, bytes)?;
+        let last = self.state == State::Closing;
+        let n = write_some(&self.sock, bytes, last)?;
         if n < bytes.len() {
             self.out = Some(Box::new(OutBuf {
                 data: bytes.get(n..).unwrap_or_default().to_vec(),
@@ -175,7 +177,12 @@ impl Conn {
         let Some(out) = &mut self.out else {
             return Ok(true);
         };
-        let n = write_some(&mut self.sock, out.data.get(out.sent..).unwrap_or_default())?;
+        let last = self.state == State::Closing;
+        let n = write_some(
+            &self.sock,
+            out.data.get(out.sent..).unwrap_or_default(),
+            last,
+        )?;
         out.sent += n;
         if out.sent >= out.data.len() {
             self.out = None;
@@ -185,11 +192,13 @@ impl Conn {
     }
 }
 
-/// Writes until done or the socket would block; returns how much went out.
-fn write_some(sock: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
+/// Writes until done or the socket would block; returns how much went out. `last`: the
+/// connection closes right after these bytes (see `sys::send`).
+fn write_some(sock: &TcpStream, bytes: &[u8], last: bool) -> io::Result<usize> {
+    let fd = sock.as_raw_fd();
     let mut off = 0;
     while off < bytes.len() {
-        match sock.write(bytes.get(off..).unwrap_or_default()) {
+        match crate::sys::send(fd, bytes.get(off..).unwrap_or_default(), last) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => off += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

@@ -32,7 +32,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -925,9 +925,13 @@ impl Reactor {
         }
     }
 
-    /// The final reply is out: close after this turn (dropping the socket sends FIN; an
-    /// explicit shutdown first would only lose the peer address for the log line).
+    /// The final reply is out: send FIN now (in the same segment as the reply, which was
+    /// written with MSG_MORE) and close the socket after this turn, so that log lines keep
+    /// the original's order (the IN connection closes before the WAIT ones it answered).
     fn finish(&mut self, key: usize) {
+        if let Some(c) = self.conns.get(key) {
+            let _ = c.sock.shutdown(Shutdown::Write);
+        }
         self.defer_close(key);
     }
 

@@ -148,3 +148,17 @@ pub fn trim_heap() {
         libc::malloc_trim(0);
     }
 }
+
+/// `send(2)` on a socket; with `more`, MSG_MORE holds the bytes back so that the close that
+/// follows a final reply sends them in the same segment as its FIN (one packet instead of
+/// two per answered browser).
+pub fn send(fd: std::os::fd::RawFd, buf: &[u8], more: bool) -> std::io::Result<usize> {
+    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+    // SAFETY: buf is a valid slice for its length; fd is a socket owned by the caller.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
