@@ -659,7 +659,7 @@ impl Reactor {
             );
             match line {
                 Line::Wait => self.on_wait_data(key, r.bytes, now),
-                Line::In => self.on_in_data(key, r.bytes),
+                Line::In => self.on_in_data(key),
             }
         }
         if r.eof && self.conns.contains(key) {
@@ -849,9 +849,30 @@ impl Reactor {
             self.who(key),
             self.name_prefix(key)
         );
-        if let Some((d, ids)) = self.storage.deliver_to_new(l, &self.limits) {
+        let delivery = self.storage.deliver_to_new(l, &self.limits);
+        self.log_trims();
+        if let Some((d, ids)) = delivery {
             let ids_text = join_ids(&ids);
             self.send_delivery(d, &ids_text, &mut ReplyCache::default());
+        }
+    }
+
+    /// MAX_DATA_FOR_ID dropped the oldest messages of these queues: say so (a limit that
+    /// drops data is always logged; the original trims silently).
+    fn log_trims(&mut self) {
+        if !log::log_enabled!(Debug) {
+            self.storage.clear_trims();
+            return;
+        }
+        for (id, n) in self.storage.take_trims() {
+            rlog!(
+                Debug,
+                self.storage.counts(),
+                "[{}] queue trimmed to MAX_DATA_FOR_ID={}: {} oldest message(s) dropped",
+                id,
+                self.limits.max_data_for_id,
+                n
+            );
         }
     }
 
@@ -982,7 +1003,7 @@ impl Reactor {
 
     // ----- IN line ----------------------------------------------------------------------
 
-    fn on_in_data(&mut self, key: usize, _last_read: usize) {
+    fn on_in_data(&mut self, key: usize) {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
@@ -1134,6 +1155,7 @@ impl Reactor {
         queued(self.storage.counts());
         let ids: Vec<ChannelId> = targets.iter().map(|t| t.1).collect();
         let mut run = self.storage.begin_delivery(ids, &self.limits);
+        self.log_trims();
         // The ids list costs a pass over the listeners: only when it is logged.
         let ids_text = if log::log_enabled!(Debug) {
             join_ids(&self.storage.ids_with_data(&run))

@@ -127,6 +127,11 @@ fn queue_trimmed_to_max_data_for_id() {
             block(&[("abc", GEN)], r#""ccc""#),
         ])
     );
+    // A limit that drops data is logged.
+    s.wait_log(
+        |l| l.contains("[abc] queue trimmed to MAX_DATA_FOR_ID=2: 1 oldest message(s) dropped"),
+        LOG_TIMEOUT,
+    );
 }
 
 #[test]

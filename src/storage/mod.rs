@@ -154,6 +154,8 @@ pub struct Storage {
     counts: Counts,
     /// Items dropped by MAX_DATA_FOR_ID trimming since start.
     pub trimmed_items: u64,
+    /// (channel, items dropped) by trims not yet reported (see `take_trims`).
+    trims: Vec<(ChannelId, usize)>,
     /// Scratch for delivery runs (kept to avoid an allocation per listener).
     hits: Vec<Hit>,
     /// Channels forgotten since the last `shrink`.
@@ -279,8 +281,10 @@ impl Storage {
                 .and_then(|c| c.queue.as_mut())
             {
                 if q.len() > max {
-                    self.trimmed_items += (q.len() - max) as u64;
+                    let dropped = q.len() - max;
+                    self.trimmed_items += dropped as u64;
                     q.truncate(max);
+                    self.trims.push((*id, dropped));
                 }
             }
         }
@@ -687,6 +691,20 @@ impl Storage {
         if let Some(id) = self.lookup(name) {
             self.forget_if_unused(id);
         }
+    }
+
+    /// The queues trimmed since the last call, as (id, items dropped), for the log.
+    pub fn take_trims(&mut self) -> Vec<(Rc<str>, usize)> {
+        let trims = std::mem::take(&mut self.trims);
+        trims
+            .into_iter()
+            .filter_map(|(id, n)| self.channel_name(id).map(|name| (name.clone(), n)))
+            .collect()
+    }
+
+    /// Forgets unreported trims (when nobody logs them).
+    pub fn clear_trims(&mut self) {
+        self.trims.clear();
     }
 
     /// Channels forgotten since the last `shrink`.
