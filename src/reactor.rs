@@ -694,14 +694,7 @@ impl Reactor {
             match http::parse_head(&c.buf) {
                 Head::Partial => {
                     if c.buf.len() > self.cfg.wait_maxlen {
-                        rlog!(
-                            Debug,
-                            self.storage.counts(),
-                            "{}: ERROR: overflow (received {} bytes total)",
-                            self.who(key),
-                            last_read
-                        );
-                        self.close_now(key, now);
+                        self.wait_overflow(key, last_read, now);
                     }
                     return;
                 }
@@ -745,15 +738,7 @@ impl Reactor {
                 Scan::NotYet { resume } => {
                     c.scan_from = u32::try_from(resume).unwrap_or(0);
                     if c.buf.len() > self.cfg.wait_maxlen {
-                        // Compat: Perl reports the size of the last read here.
-                        rlog!(
-                            Debug,
-                            self.storage.counts(),
-                            "{}: ERROR: overflow (received {} bytes total)",
-                            self.who(key),
-                            last_read
-                        );
-                        self.close_now(key, now);
+                        self.wait_overflow(key, last_read, now);
                     }
                     return;
                 }
@@ -811,6 +796,19 @@ impl Reactor {
             return;
         }
         self.register(key, pairs, cors);
+    }
+
+    /// More than WAIT_MAXLEN bytes and no marker: close without a reply.
+    fn wait_overflow(&mut self, key: usize, last_read: usize, now: Instant) {
+        // Compat: Perl reports the size of the last read here.
+        rlog!(
+            Debug,
+            self.storage.counts(),
+            "{}: ERROR: overflow (received {} bytes total)",
+            self.who(key),
+            last_read
+        );
+        self.close_now(key, now);
     }
 
     /// Registration (spec 4.3): header block, subscriptions, presence, then delivery of

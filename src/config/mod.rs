@@ -214,8 +214,10 @@ fn string(v: &ConfigMap, key: &str) -> String {
     get(v, key).to_perl_string()
 }
 
-fn addrs(v: &ConfigMap, key: &'static str) -> Result<Vec<String>, ConfigError> {
-    let list: Vec<String> = match get(v, key) {
+/// A list value (`[ 'a', 'b' ]`), or a scalar split on whitespace as the C++ original joins
+/// lists; undef is empty.
+fn string_list(v: &ConfigMap, key: &str) -> Vec<String> {
+    match get(v, key) {
         Value::List(items) => items.iter().map(Value::to_perl_string).collect(),
         Value::Undef => Vec::new(),
         other => other
@@ -223,7 +225,11 @@ fn addrs(v: &ConfigMap, key: &'static str) -> Result<Vec<String>, ConfigError> {
             .split_whitespace()
             .map(str::to_owned)
             .collect(),
-    };
+    }
+}
+
+fn addrs(v: &ConfigMap, key: &'static str) -> Result<Vec<String>, ConfigError> {
+    let list = string_list(v, key);
     if list.is_empty() {
         return Err(ConfigError::Invalid {
             key,
@@ -291,15 +297,7 @@ fn build(
         dirs,
         "",
     )?;
-    let allowed_origins: Vec<String> = match get(&values, "ALLOWED_ORIGINS") {
-        Value::List(items) => items.iter().map(Value::to_perl_string).collect(),
-        Value::Undef => Vec::new(),
-        other => other
-            .to_perl_string()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
-    };
+    let allowed_origins = string_list(&values, "ALLOWED_ORIGINS");
     let users_name = string(&values, "USERS_FILE");
     let users_text = read_named(
         &users_name,
