@@ -212,23 +212,21 @@ pub fn answer(cmd: &Command, storage: &Storage, login: Option<&str>) -> Answer {
                 };
             };
             let f = prefixes(words, login);
-            // Only the newest event per id, listed oldest first.
-            let events: Vec<_> = storage.events().iter().collect();
+            // Only the newest event per id, listed oldest first: walk from the newest,
+            // keeping the first event seen for each id, then reverse.
+            let mut seen = std::collections::HashSet::new();
+            let mut picked = Vec::new();
+            for e in storage.events().iter().rev() {
+                if (e.pos as f64) <= from {
+                    break;
+                }
+                if seen.insert(e.id) && f.matches(e.id) {
+                    picked.push(e);
+                }
+            }
             let mut body = String::new();
-            let mut n = 0;
-            for (i, e) in events.iter().enumerate() {
-                if (e.pos as f64) <= from || !f.matches(&e.id) {
-                    continue;
-                }
-                let newer = events
-                    .get(i + 1..)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|l| l.id == e.id);
-                if newer {
-                    continue;
-                }
-                n += 1;
+            let n = picked.len();
+            for e in picked.iter().rev() {
                 let _ = writeln!(body, "{} {}:{}", e.kind.name(), e.pos, e.id);
             }
             Answer::Text {

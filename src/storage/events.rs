@@ -1,13 +1,13 @@
 //! The online/offline event history that WATCH reads (spec 8.2).
 //!
-//! Structure: up to 3 chains (newest last) of `Event { kind, pos, id }`. A new chain starts
+//! Structure: up to 3 chains (newest last) of events `(kind, pos, id)`, each chain keeping
+//! its ids in one string. A new chain starts
 //! when the newest already holds more than EVENT_CHAIN_LEN events; the oldest chain is dropped
 //! when there are more than 3, as the Perl original does (so between 2*(LEN+1)+1 and
 //! 3*(LEN+1) newest events are retained). Positions start at 10 and grow by one per event.
 //! Uses: nothing internal.
 
 use std::collections::VecDeque;
-use std::rc::Rc;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum EventKind {
@@ -24,16 +24,27 @@ impl EventKind {
     }
 }
 
-#[derive(Clone, Debug)]
-pub struct Event {
+/// One retained event, borrowed from its chain.
+#[derive(Copy, Clone, Debug)]
+pub struct Event<'a> {
     pub kind: EventKind,
     pub pos: u64,
-    pub id: Rc<str>,
+    pub id: &'a str,
+}
+
+/// A chain keeps its ids in one contiguous string: thousands of retained events then pin
+/// a few allocations, not thousands of small ones scattered over the heap (which kept
+/// memory from being returned after a connection peak).
+#[derive(Debug, Default)]
+struct Chain {
+    text: String,
+    /// (kind, position, start and length of the id in `text`)
+    items: Vec<(EventKind, u64, u32, u32)>,
 }
 
 #[derive(Debug)]
 pub struct Events {
-    chains: VecDeque<Vec<Event>>,
+    chains: VecDeque<Chain>,
     next_pos: u64,
     len: usize,
 }
@@ -71,27 +82,41 @@ impl Events {
         self.next_pos - 1
     }
 
-    pub fn push(&mut self, kind: EventKind, id: Rc<str>, chain_len: usize) {
+    pub fn push(&mut self, kind: EventKind, id: &str, chain_len: usize) {
         let pos = self.next_pos;
         self.next_pos = self.next_pos.saturating_add(1);
-        let start_new = self.chains.back().is_none_or(|c| c.len() > chain_len);
+        let start_new = self.chains.back().is_none_or(|c| c.items.len() > chain_len);
         if start_new {
-            self.chains.push_back(Vec::new());
+            self.chains.push_back(Chain::default());
         }
         if let Some(c) = self.chains.back_mut() {
-            c.push(Event { kind, pos, id });
+            let (Ok(start), Ok(len)) = (u32::try_from(c.text.len()), u32::try_from(id.len()))
+            else {
+                return;
+            };
+            c.text.push_str(id);
+            c.items.push((kind, pos, start, len));
             self.len += 1;
         }
         while self.chains.len() > MAX_CHAINS {
             if let Some(old) = self.chains.pop_front() {
-                self.len -= old.len();
+                self.len -= old.items.len();
             }
         }
     }
 
     /// Retained events, oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = &Event> {
-        self.chains.iter().flatten()
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Event<'_>> {
+        self.chains.iter().flat_map(|c| {
+            c.items.iter().map(move |&(kind, pos, start, len)| Event {
+                kind,
+                pos,
+                id: c
+                    .text
+                    .get(start as usize..start as usize + len as usize)
+                    .unwrap_or(""),
+            })
+        })
     }
 }
 
@@ -104,9 +129,10 @@ mod tests {
         // Spec 8.2: LEN=3 and 20 events retain the newest 12 (numbered from 11 here).
         let mut e = Events::default();
         for i in 0..20 {
-            e.push(EventKind::Online, Rc::from(format!("abc{i:02}")), 3);
+            e.push(EventKind::Online, &format!("abc{i:02}"), 3);
         }
         let pos: Vec<u64> = e.iter().map(|e| e.pos).collect();
+        assert_eq!(e.iter().last().map(|e| e.id), Some("abc19"));
         assert_eq!(pos, (19..31).collect::<Vec<_>>());
         assert_eq!(e.len(), 12);
         assert_eq!(e.last_pos(), 30);

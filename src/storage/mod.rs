@@ -547,9 +547,8 @@ impl Storage {
             if !c.online {
                 c.online = true;
                 self.counts.online_timers += 1;
-                let name = c.name.clone();
                 self.events
-                    .push(EventKind::Online, name, lim.event_chain_len);
+                    .push(EventKind::Online, &c.name, lim.event_chain_len);
             }
         }
         self.counts.pairs_by_fhs += 1;
@@ -687,7 +686,7 @@ impl Storage {
     /// logged it, the original's order).
     pub fn record_offline(&mut self, name: &Rc<str>, lim: &Limits) {
         self.events
-            .push(EventKind::Offline, name.clone(), lim.event_chain_len);
+            .push(EventKind::Offline, name, lim.event_chain_len);
         if let Some(id) = self.lookup(name) {
             self.forget_if_unused(id);
         }
