@@ -87,6 +87,9 @@ pub struct OutBuf {
     sent: usize,
 }
 
+/// Most bytes thrown away from a parked or closing socket in one readable event.
+const MAX_DISCARD_PER_EVENT: usize = 1 << 20;
+
 /// What one readable event gave.
 pub struct ReadResult {
     /// Bytes read in this event.
@@ -141,6 +144,12 @@ impl Conn {
                         }
                     }
                     if n < scratch.len() && !closed {
+                        return r;
+                    }
+                    // A parked client that floods: stop after a bounded amount so one
+                    // socket cannot hold the loop (the next arriving bytes raise a new
+                    // edge; the bytes are thrown away anyway).
+                    if self.state != State::Reading && r.bytes >= MAX_DISCARD_PER_EVENT {
                         return r;
                     }
                 }

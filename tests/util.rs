@@ -1181,3 +1181,10 @@ impl Server {
 pub fn connect_raw(addr: SocketAddr) -> TcpStream {
     connect(addr)
 }
+
+impl WaitClient {
+    /// The client's socket (e.g. to write from another thread).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}

@@ -348,3 +348,38 @@ fn iframe_file_beside_the_conf_via_the_file_idiom() {
         "not the stub page: {reply:?}"
     );
 }
+
+#[test]
+fn a_flooding_parked_client_does_not_stall_others() {
+    let s = Server::start("");
+    let flood = WaitClient::register(&s, b"identifier=flood\n");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let mut sock = flood.stream().try_clone().expect("clone");
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let chunk = vec![b'x'; 64 * 1024];
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            // Bounded: at most 5 s or 64 MB, and until the test says stop.
+            for _ in 0..1024 {
+                if stop.load(std::sync::atomic::Ordering::SeqCst)
+                    || std::time::Instant::now() > deadline
+                {
+                    break;
+                }
+                if std::io::Write::write_all(&mut sock, &chunk).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    // While the flood runs, a normal client still gets its message promptly.
+    let w = WaitClient::register(&s, b"identifier=abc\n");
+    s.push_ids("abc", r#""x""#);
+    assert!(w.read_body().contains(r#""x""#));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().expect("writer");
+    // The flooding client is still parked and gets its own message.
+    s.push_ids("flood", r#""y""#);
+    assert!(flood.read_body().contains(r#""y""#));
+}
