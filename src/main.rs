@@ -64,13 +64,13 @@ fn main() -> ExitCode {
     let pidfile = m.opt_str("p").map(PathBuf::from);
 
     if m.opt_present("worker") {
-        if let Some(ppid) = std::env::var(supervisor::PARENT_ENV)
+        let ppid = std::env::var(supervisor::PARENT_ENV)
             .ok()
-            .and_then(|v| v.parse().ok())
-        {
+            .and_then(|v| v.parse().ok());
+        if let Some(ppid) = ppid {
             sys::die_with_parent(ppid);
         }
-        return worker(override_path, install_dir);
+        return worker(override_path, install_dir, ppid);
     }
     if let Some(p) = &pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
         }
     }
     let code = if m.opt_present("foreground") {
-        worker(override_path, install_dir)
+        worker(override_path, install_dir, None)
     } else {
         // The supervisor checks the config once, silently, as the original's watchdog.
         if let Err(e) = config::load(override_path.as_deref(), &install_dir) {
@@ -106,8 +106,13 @@ fn remove(pidfile: Option<&Path>) {
     }
 }
 
-/// The worker: config, limits, bind, privileges, event loop.
-fn worker(override_path: Option<PathBuf>, install_dir: PathBuf) -> ExitCode {
+/// The worker: config, limits, bind, privileges, event loop. `supervisor`: the pid of the
+/// supervisor that started it, if any.
+fn worker(
+    override_path: Option<PathBuf>,
+    install_dir: PathBuf,
+    supervisor: Option<libc::pid_t>,
+) -> ExitCode {
     let loaded = match config::load(override_path.as_deref(), &install_dir) {
         Ok(l) => l,
         Err(e) => {
@@ -153,6 +158,11 @@ fn worker(override_path: Option<PathBuf>, install_dir: PathBuf) -> ExitCode {
             eprintln!("realplexor: {e}");
             log::error!("{e}");
             return ExitCode::from(1);
+        }
+        // The kernel clears the parent-death signal when credentials change: set it again,
+        // or a killed supervisor would leave this worker running as an orphan.
+        if let Some(ppid) = supervisor {
+            sys::die_with_parent(ppid);
         }
     }
     match reactor.run() {

@@ -177,6 +177,19 @@ fn su_user_is_switched_to_after_binding_when_root() {
         !uid_line.split_whitespace().skip(1).any(|u| u == "0"),
         "{uid_line}"
     );
+    // Regression: the kernel clears the parent-death signal on setuid, which left workers
+    // of killed supervisors running as orphans. Kill the supervisor: the worker must go.
+    let worker = worker_pid(&s);
+    s.signal(libc::SIGKILL);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{worker}/stat"))
+            .map_or(true, |st| st.split_whitespace().nth(2) == Some("Z"))
+    };
+    while !gone() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gone(), "worker {worker} outlived its killed supervisor");
 }
 
 #[test]
