@@ -733,33 +733,42 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        let (pairs, first_id) =
-            match ident::scan(&c.buf, self.cfg.identifier.as_bytes(), c.scan_from as usize) {
-                Scan::NotYet { resume } => {
-                    c.scan_from = u32::try_from(resume).unwrap_or(0);
-                    if c.buf.len() > self.cfg.wait_maxlen {
-                        self.wait_overflow(key, last_read, now);
-                    }
-                    return;
+        let m = match ident::scan(&c.buf, self.cfg.identifier.as_bytes(), c.scan_from as usize) {
+            Scan::NotYet { resume } => {
+                c.scan_from = u32::try_from(resume).unwrap_or(0);
+                if c.buf.len() > self.cfg.wait_maxlen {
+                    self.wait_overflow(key, last_read, now);
                 }
-                Scan::Found(m) => {
-                    let mut gen_now: Option<Cursor> = None;
-                    let mut pairs: Vec<(Cursor, Box<str>)> = Vec::new();
-                    // Compat: the Perl original listens to `*id` items on WAIT like plain ids.
-                    for it in ident::items(m.list) {
-                        let cursor = match it.cursor.and_then(Cursor::parse_client) {
-                            Some(c) => c,
-                            None => gen_now
-                                .get_or_insert_with(|| self.cursors.next(SystemTime::now()))
-                                .clone(),
-                        };
-                        pairs.push((cursor, String::from_utf8_lossy(it.id).into()));
-                    }
-                    let first = pairs.first().map(|p| p.1.clone());
-                    (pairs, first)
+                return;
+            }
+            Scan::Found(m) => m,
+        };
+        // The first pair's id (whatever its cursor) selects the static replies.
+        let first = ident::items(m.list).next().map(|it| it.id);
+        let what = match first {
+            None => None,
+            Some(id) if id == self.cfg.iframe_id.as_bytes() => Some("IFRAME"),
+            Some(id) if id == self.cfg.script_id.as_bytes() => Some("SCRIPT"),
+            Some(_) => {
+                // Interned straight from the request bytes (ids are ASCII word characters).
+                let mut gen_now: Option<Cursor> = None;
+                let mut pairs: Vec<(Cursor, ChannelId)> = Vec::new();
+                // Compat: the Perl original listens to `*id` items on WAIT like plain ids.
+                for it in ident::items(m.list) {
+                    let cursor = match it.cursor.and_then(Cursor::parse_client) {
+                        Some(c) => c,
+                        None => gen_now
+                            .get_or_insert_with(|| self.cursors.next(SystemTime::now()))
+                            .clone(),
+                    };
+                    let name = std::str::from_utf8(it.id).unwrap_or_default();
+                    pairs.push((cursor, self.storage.intern(name)));
                 }
-            };
-        let Some(first_id) = first_id else {
+                self.register(key, pairs, cors);
+                return;
+            }
+        };
+        let Some(what) = what else {
             rlog!(
                 Debug,
                 self.storage.counts(),
@@ -769,33 +778,29 @@ impl Reactor {
             self.close_now(key, now);
             return;
         };
-        if *first_id == *self.cfg.iframe_id || *first_id == *self.cfg.script_id {
-            let (what, reply) = if *first_id == *self.cfg.iframe_id {
-                ("IFRAME", self.cfg.iframe_reply.clone())
-            } else {
-                ("SCRIPT", self.cfg.script_reply.clone())
-            };
-            rlog!(
-                Debug,
-                self.storage.counts(),
-                "{}: DEBUG: {} marker received, sending content",
-                self.who(key),
-                what
-            );
-            // The static files are cacheable (Expires 2037): with CORS configured, a copy
-            // fetched without Origin must not be reused for a CORS request, so they always
-            // vary on Origin.
-            let reply = match &cors {
-                Some(o) => with_headers(&reply, &http::cors_headers(o)),
-                None if !self.cfg.allowed_origins.is_empty() => {
-                    with_headers(&reply, b"Vary: Origin\r\n")
-                }
-                None => reply.to_vec(),
-            };
-            self.reply_and_close(key, &reply);
-            return;
-        }
-        self.register(key, pairs, cors);
+        let reply = if what == "IFRAME" {
+            self.cfg.iframe_reply.clone()
+        } else {
+            self.cfg.script_reply.clone()
+        };
+        rlog!(
+            Debug,
+            self.storage.counts(),
+            "{}: DEBUG: {} marker received, sending content",
+            self.who(key),
+            what
+        );
+        // The static files are cacheable (Expires 2037): with CORS configured, a copy
+        // fetched without Origin must not be reused for a CORS request, so they always
+        // vary on Origin.
+        let reply = match &cors {
+            Some(o) => with_headers(&reply, &http::cors_headers(o)),
+            None if !self.cfg.allowed_origins.is_empty() => {
+                with_headers(&reply, b"Vary: Origin\r\n")
+            }
+            None => reply.to_vec(),
+        };
+        self.reply_and_close(key, &reply);
     }
 
     /// More than WAIT_MAXLEN bytes and no marker: close without a reply.
@@ -813,8 +818,9 @@ impl Reactor {
 
     /// Registration (spec 4.3): header block, subscriptions, presence, then delivery of
     /// anything already pending.
-    fn register(&mut self, key: usize, pairs: Vec<(Cursor, Box<str>)>, cors: Option<Vec<u8>>) {
+    fn register(&mut self, key: usize, pairs: Vec<(Cursor, ChannelId)>, cors: Option<Vec<u8>>) {
         let Some(id) = self.id_of(key) else {
+            self.storage.forget_unused(pairs.iter().map(|p| p.1));
             return;
         };
         let header: Rc<[u8]> = match &cors {
@@ -822,6 +828,7 @@ impl Reactor {
             None => self.cfg.wait_header.clone(),
         };
         let Some(c) = self.conns.get_mut(key) else {
+            self.storage.forget_unused(pairs.iter().map(|p| p.1));
             return;
         };
         // The request buffer is not needed any more: free it (the parked socket's
@@ -830,12 +837,10 @@ impl Reactor {
         c.scan_from = 0;
         c.state = State::Parked;
         if self.write_or_close(key, &header).is_err() {
+            // The ids were interned for this request: drop the ones nothing else holds.
+            self.storage.forget_unused(pairs.iter().map(|p| p.1));
             return;
         }
-        let pairs: Vec<(Cursor, ChannelId)> = pairs
-            .into_iter()
-            .map(|(cur, name)| (cur, self.storage.intern(&name)))
-            .collect();
         let l = self.storage.register(id, pairs, &self.limits);
         if let Some(c) = self.conns.get_mut(key) {
             c.listener = Some(l);
@@ -1091,6 +1096,12 @@ impl Reactor {
         let Some(parsed) = c.parsed.take() else {
             return;
         };
+        let Parsed {
+            targets: pairs,
+            limiters,
+            login,
+            ..
+        } = *parsed;
         let buf = std::mem::take(&mut c.buf);
         let Some(body) = in_line::body_of(&buf).filter(|b| !b.is_empty()) else {
             // Spec 13.1 #3: an empty body is ignored like a missing one.
@@ -1102,10 +1113,10 @@ impl Reactor {
             );
             return;
         };
-        let mut targets: Vec<(Cursor, ChannelId)> = Vec::with_capacity(parsed.targets.len());
-        let mut names: Vec<&str> = Vec::with_capacity(parsed.targets.len());
-        for (cursor, id) in &parsed.targets {
-            if let Some(login) = &parsed.login {
+        let mut targets: Vec<(Cursor, ChannelId)> = Vec::with_capacity(pairs.len());
+        let mut names: Vec<&str> = Vec::with_capacity(pairs.len());
+        for (cursor, id) in &pairs {
+            if let Some(login) = &login {
                 let owned = id
                     .strip_prefix(login.as_str())
                     .is_some_and(|rest| rest.starts_with('_'));
@@ -1129,7 +1140,7 @@ impl Reactor {
         }
         let msg = Rc::new(Message {
             data: body.into(),
-            limiters: parsed.limiters.clone().into_boxed_slice(),
+            limiters: limiters.into_boxed_slice(),
         });
         let logged = log::log_enabled!(Debug).then(|| (self.who(key).to_string(), names.join(",")));
         self.apply_message(now, msg, targets, |counts| {

@@ -216,6 +216,13 @@ impl Storage {
         self.channels.get(id as usize).map(|c| &c.name)
     }
 
+    /// Forgets those of `ids` that hold nothing (interned for a request that went away).
+    pub fn forget_unused(&mut self, ids: impl Iterator<Item = ChannelId>) {
+        for id in ids {
+            self.forget_if_unused(id);
+        }
+    }
+
     /// Forgets a channel that holds nothing any more.
     fn forget_if_unused(&mut self, id: ChannelId) {
         let Some(c) = self.channels.get(id as usize) else {
