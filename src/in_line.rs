@@ -1,19 +1,20 @@
 //! IN line request handling that does not touch sockets or storage (spec 6): turning the
 //! marker into targets, limiters and credentials; finding the body; the 403 reply.
 //!
-//! Structure: `Parsed { targets: Vec<(Cursor, Box<str>)>, limiters, login, password }`,
+//! Structure: `Parsed { targets: Vec<(Option<Cursor>, Box<str>)>, limiters, login, password }`,
 //! kept boxed on the IN connection from the moment its marker is found until EOF.
 //! Uses: ident, cursor, auth.
 
 use crate::auth::AuthError;
-use crate::cursor::{Cursor, CursorGen};
+use crate::cursor::Cursor;
 use crate::ident::{items, Marker};
-use std::time::SystemTime;
 
 #[derive(Debug, Default)]
 pub struct Parsed {
     /// Non-`*` items in request order, duplicates kept (each inserts the message again).
-    pub targets: Vec<(Cursor, Box<str>)>,
+    /// None: no cursor given, "now" is generated when the message is applied (at EOF), so
+    /// that generated cursors follow the order in which messages reach the queues.
+    pub targets: Vec<(Option<Cursor>, Box<str>)>,
     /// `*` items: sorted, unique.
     pub limiters: Vec<Box<str>>,
     pub login: Option<String>,
@@ -21,10 +22,9 @@ pub struct Parsed {
 }
 
 impl Parsed {
-    /// Builds the request from its marker. Items without a cursor share one "now" cursor,
-    /// generated only if needed.
-    pub fn from_marker(m: &Marker<'_>, gen: &mut CursorGen, wall: SystemTime) -> Parsed {
-        let mut now: Option<Cursor> = None;
+    /// Builds the request from its marker. Items without a cursor get None (the caller
+    /// gives them all one "now" cursor when it applies the message).
+    pub fn from_marker(m: &Marker<'_>) -> Parsed {
         let mut p = Parsed::default();
         for it in items(m.list) {
             // Items are ASCII word characters by construction.
@@ -35,11 +35,8 @@ impl Parsed {
                 }
                 continue;
             }
-            let cursor = match it.cursor.and_then(Cursor::parse_client) {
-                Some(c) => c,
-                None => now.get_or_insert_with(|| gen.next(wall)).clone(),
-            };
-            p.targets.push((cursor, id));
+            p.targets
+                .push((it.cursor.and_then(Cursor::parse_client), id));
         }
         p.limiters.sort();
         // Compat: perl/Connection/In.pm treats a login of "0" as no login (Perl falsiness).
@@ -126,16 +123,18 @@ mod tests {
         let Scan::Found(m) = scan(buf, b"identifier", 0) else {
             panic!("no marker")
         };
-        Parsed::from_marker(&m, &mut CursorGen::new(), SystemTime::now())
+        Parsed::from_marker(&m)
     }
 
     #[test]
     fn targets_limiters_and_login() {
         let p = parse(b"identifier=12345.678:abc,def,hgi,*bb,*aa,1234:*cc,*aa\n");
-        let t: Vec<String> = p.targets.iter().map(|(c, i)| format!("{c}:{i}")).collect();
-        assert_eq!(t[0], "12345.678:abc");
-        assert_eq!(t[1].len(), 25 + 4);
-        assert_eq!(t[1][..25], t[2][..25], "one now per request");
+        let t: Vec<String> = p
+            .targets
+            .iter()
+            .map(|(c, i)| format!("{}:{i}", c.as_ref().map_or("now".into(), |c| c.to_string())))
+            .collect();
+        assert_eq!(t, ["12345.678:abc", "now:def", "now:hgi"]);
         assert_eq!(p.describe(), "parsed IDs; limiters are (aa, bb)");
         let p = parse(b"identifier=user:pw@user_a\n");
         assert_eq!(p.describe(), "parsed IDs; login is \"user\"");

@@ -1017,7 +1017,7 @@ impl Reactor {
             match ident::scan(&c.buf, self.cfg.identifier.as_bytes(), c.scan_from as usize) {
                 Scan::NotYet { resume } => c.scan_from = u32::try_from(resume).unwrap_or(0),
                 Scan::Found(m) => {
-                    let p = Parsed::from_marker(&m, &mut self.cursors, SystemTime::now());
+                    let p = Parsed::from_marker(&m);
                     c.parsed = Some(Box::new(p));
                     let desc = c.parsed.as_ref().map(|p| p.describe()).unwrap_or_default();
                     rlog!(
@@ -1115,6 +1115,12 @@ impl Reactor {
         };
         let mut targets: Vec<(Cursor, ChannelId)> = Vec::with_capacity(pairs.len());
         let mut names: Vec<&str> = Vec::with_capacity(pairs.len());
+        // "Now" is taken here, when the message is applied, not when its marker was read:
+        // two publishers whose requests overlap must get cursors in the order their
+        // messages reach the queues, or a listener that already moved past the later
+        // cursor would never see the earlier-stamped message (spec 5.1: one "now" per
+        // request, shared by its cursor-less ids).
+        let mut gen_now: Option<Cursor> = None;
         for (cursor, id) in &pairs {
             if let Some(login) = &login {
                 let owned = id
@@ -1132,7 +1138,13 @@ impl Reactor {
                     continue;
                 }
             }
-            targets.push((cursor.clone(), self.storage.intern(id)));
+            let cursor = match cursor {
+                Some(c) => c.clone(),
+                None => gen_now
+                    .get_or_insert_with(|| self.cursors.next(SystemTime::now()))
+                    .clone(),
+            };
+            targets.push((cursor, self.storage.intern(id)));
             names.push(id);
         }
         if targets.is_empty() {

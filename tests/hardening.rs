@@ -18,7 +18,6 @@ use realplexor::auth::Users;
 use realplexor::commands::{self, find};
 use realplexor::config::perl::{eval_file, ConfigMap, Value};
 use realplexor::config::{self, DEFAULT_CONF};
-use realplexor::cursor::CursorGen;
 use realplexor::http::{self, parse_head, Head};
 use realplexor::ident::{items, scan, Scan};
 use realplexor::in_line::{body_of, Parsed};
@@ -31,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 // ----- stable mutation test -------------------------------------------------------------
 
@@ -253,8 +252,7 @@ fn check_commands(data: &[u8]) {
 
 fn check_in_body(data: &[u8]) {
     if let Scan::Found(m) = scan(data, b"identifier", 0) {
-        let mut gen = CursorGen::new();
-        let p = Parsed::from_marker(&m, &mut gen, UNIX_EPOCH + Duration::from_secs(1 << 30));
+        let p = Parsed::from_marker(&m);
         let _ = p.describe();
         let _ = p.creds();
     }
@@ -731,6 +729,8 @@ fn churn_loses_no_message() {
                         reconnects: 0,
                         drops: 0,
                     };
+                    // (request, reply) of each round, shown if a message goes missing.
+                    let mut hist: Vec<String> = Vec::new();
                     loop {
                         if done.load(Ordering::SeqCst) {
                             let p = published.lock().unwrap_or_else(|e| e.into_inner());
@@ -742,7 +742,20 @@ fn churn_loses_no_message() {
                                 break;
                             }
                         }
-                        assert!(Instant::now() < deadline, "client {k} timed out");
+                        if Instant::now() >= deadline {
+                            let p = published.lock().unwrap_or_else(|e| e.into_inner());
+                            let missing: Vec<_> = p
+                                .iter()
+                                .filter(|(_, to)| to.iter().any(|i| l.cursors.contains_key(i)))
+                                .filter(|(d, _)| !l.seen.contains(d))
+                                .collect();
+                            panic!(
+                                "client {k} timed out: cursors {:?}, missing {missing:?}; \
+                                 its requests and replies:\n{}",
+                                l.cursors,
+                                hist.join("\n")
+                            );
+                        }
                         let list: Vec<String> = l
                             .ids
                             .iter()
@@ -760,6 +773,7 @@ fn churn_loses_no_message() {
                         };
                         let (bytes, closed) = read_until_closed(&mut c, Instant::now() + wait);
                         let text = show(&bytes);
+                        hist.push(format!("{} (closed: {closed}) -> {text:?}", list.join(",")));
                         if closed {
                             let body = text.strip_prefix(WAIT_HEADER).unwrap_or_else(|| {
                                 panic!("reply without the header block: {text:?}")
