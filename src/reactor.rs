@@ -138,6 +138,12 @@ fn bind(addr: &str) -> Result<TcpListener, String> {
     unsafe {
         libc::listen(std::os::fd::AsRawFd::as_raw_fd(&std), 50_000);
     }
+    // On both lines the client speaks first: accept a connection when its first bytes are
+    // here, so the optimistic read in add_conn finds them. Silent connections wait in the
+    // kernel (the original accepted them at once; nothing else differs).
+    if let Err(e) = sys::defer_accept(std::os::fd::AsRawFd::as_raw_fd(&std), 1) {
+        log::debug!("{addr}: TCP_DEFER_ACCEPT: {e}");
+    }
     Ok(TcpListener::from_std(std))
 }
 
@@ -529,16 +535,8 @@ impl Reactor {
         }
     }
 
-    fn add_conn(&mut self, mut sock: TcpStream, peer: Peer, line: Line, now: Instant) {
+    fn add_conn(&mut self, sock: TcpStream, peer: Peer, line: Line, now: Instant) {
         let key = self.conns.vacant_key();
-        if self
-            .poll
-            .registry()
-            .register(&mut sock, Token(key), Interest::READABLE)
-            .is_err()
-        {
-            return;
-        }
         self.next_gen = self.next_gen.wrapping_add(1);
         let gen = self.next_gen;
         let mut conn = Conn::new(sock, peer, gen, line);
@@ -561,6 +559,29 @@ impl Reactor {
             }
         );
         self.conns.insert(conn);
+        // Optimistic read: the request is often here already (always, with
+        // TCP_DEFER_ACCEPT), and then a publisher's whole request (data and FIN) is served
+        // and closed without ever being registered with epoll. On IN, read until
+        // WouldBlock to find an EOF that arrived; a WAIT request stops at a short read.
+        self.on_readable(key, line == Line::In, now);
+        if let Some(c) = self.conns.get_mut(key) {
+            let interest = match c.out {
+                Some(_) => Interest::READABLE | Interest::WRITABLE,
+                None => Interest::READABLE,
+            };
+            // Registering reports readiness that is already there: no edge is lost.
+            if self
+                .poll
+                .registry()
+                .register(&mut c.sock, Token(key), interest)
+                .is_err()
+            {
+                self.close_now(key, now);
+            }
+        }
+        // Closes queued by this request happen before the next accept, in the original's
+        // order (one connection's lines end before the next one's start).
+        self.close_deferred(now);
     }
 
     // ----- connection events ------------------------------------------------------------

@@ -1,4 +1,5 @@
-//! Process-level libc glue: the open-files limit and the switch to SU_USER.
+//! Process-level libc glue: the open-files limit, the switch to SU_USER, signals, heap
+//! trimming, and the socket calls std and mio do not offer (MSG_MORE, TCP_DEFER_ACCEPT).
 //!
 //! Uses: nothing internal.
 
@@ -160,5 +161,26 @@ pub fn send(fd: std::os::fd::RawFd, buf: &[u8], more: bool) -> std::io::Result<u
         Err(std::io::Error::last_os_error())
     } else {
         Ok(n as usize)
+    }
+}
+
+/// TCP_DEFER_ACCEPT on a listening socket: the kernel completes accept() only once data
+/// has arrived (or, for a silent client, after about `secs` seconds of SYN-ACK retries).
+pub fn defer_accept(fd: std::os::fd::RawFd, secs: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a value that lives across
+    // the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }

@@ -519,6 +519,29 @@ fn slow_and_abusive_clients_do_not_delay_normal_ones() {
     round_trip(&s, "after");
 }
 
+#[test]
+fn a_silent_connection_takes_nothing_until_it_speaks() {
+    // TCP_DEFER_ACCEPT: the kernel holds a connection that has sent nothing, so it costs
+    // the server no descriptor and no slab entry; its first bytes get it accepted and
+    // served at once (by the read that follows accept).
+    let s = Server::start("");
+    for addr in [s.wait_addr(), s.in_addr()] {
+        let mut c = connect_raw(addr);
+        let opened = format!(
+            "{}: DEBUG: connection opened",
+            c.local_addr().expect("local")
+        );
+        thread::sleep(Duration::from_millis(200));
+        s.barrier();
+        assert!(
+            !s.has_log(|m| m.ends_with(&opened)),
+            "accepted while silent"
+        );
+        c.write_all(b"identifier=quiet\n").expect("write");
+        s.wait_log(|m| m.ends_with(&opened), Duration::from_secs(10));
+    }
+}
+
 // ----- descriptor exhaustion --------------------------------------------------------------
 
 /// utime + stime of a process, in clock ticks (USER_HZ, 100 on Linux).
