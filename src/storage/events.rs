@@ -1,7 +1,7 @@
 //! The online/offline event history that WATCH reads (spec 8.2).
 //!
 //! Structure: up to 3 chains (newest last) of events `(kind, pos, id)`, each chain keeping
-//! its ids in one string. A new chain starts
+//! its ids in one string and one 4-byte end offset (plus the kind bit) per event. A new chain starts
 //! when the newest already holds more than EVENT_CHAIN_LEN events; the oldest chain is dropped
 //! when there are more than 3, as the Perl original does (so between 2*(LEN+1)+1 and
 //! 3*(LEN+1) newest events are retained). Positions start at 10 and grow by one per event.
@@ -32,14 +32,39 @@ pub struct Event<'a> {
     pub id: &'a str,
 }
 
-/// A chain keeps its ids in one contiguous string: thousands of retained events then pin
-/// a few allocations, not thousands of small ones scattered over the heap (which kept
-/// memory from being returned after a connection peak).
+/// A chain keeps its ids in one contiguous string and its events as 8-byte entries:
+/// thousands of retained events then pin a few allocations, not thousands of small ones
+/// scattered over the heap (which kept memory from being returned after a connection
+/// peak). Positions are consecutive over the whole history (the oldest chains are dropped
+/// whole), so a chain stores only its first one.
 #[derive(Debug, Default)]
 struct Chain {
+    first_pos: u64,
     text: String,
-    /// (kind, position, start and length of the id in `text`)
-    items: Vec<(EventKind, u64, u32, u32)>,
+    /// End of each event's id in `text`; the top bit set means `Offline`.
+    ends: Vec<u32>,
+}
+
+const OFFLINE_BIT: u32 = 1 << 31;
+
+impl Chain {
+    fn event(&self, i: usize) -> Option<Event<'_>> {
+        let raw = *self.ends.get(i)?;
+        let start = match i.checked_sub(1) {
+            Some(p) => self.ends.get(p).map_or(0, |e| e & !OFFLINE_BIT),
+            None => 0,
+        };
+        let end = raw & !OFFLINE_BIT;
+        Some(Event {
+            kind: if raw & OFFLINE_BIT != 0 {
+                EventKind::Offline
+            } else {
+                EventKind::Online
+            },
+            pos: self.first_pos + i as u64,
+            id: self.text.get(start as usize..end as usize).unwrap_or(""),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -55,6 +80,8 @@ pub struct Events {
 /// 562), positions stay two digits in the original tests, and no event is skipped.
 const FIRST_POS: u64 = 11;
 const MAX_CHAINS: usize = 3;
+/// Entries reserved at once for a new chain (EVENT_CHAIN_LEN + 1 when it is smaller).
+const MAX_RESERVE: usize = 1 << 16;
 
 impl Default for Events {
     fn default() -> Self {
@@ -84,39 +111,45 @@ impl Events {
 
     pub fn push(&mut self, kind: EventKind, id: &str, chain_len: usize) {
         let pos = self.next_pos;
-        self.next_pos = self.next_pos.saturating_add(1);
-        let start_new = self.chains.back().is_none_or(|c| c.items.len() > chain_len);
+        let start_new = self.chains.back().is_none_or(|c| c.ends.len() > chain_len);
         if start_new {
-            self.chains.push_back(Chain::default());
+            // A chain is filled once and never grows again: reserve it whole (the ids
+            // sized like the previous chain's) so it is not reallocated while it fills.
+            let text_hint = self.chains.back().map_or(0, |c| c.text.len());
+            self.chains.push_back(Chain {
+                first_pos: pos,
+                text: String::with_capacity(text_hint),
+                ends: Vec::with_capacity(chain_len.saturating_add(1).min(MAX_RESERVE)),
+            });
         }
-        if let Some(c) = self.chains.back_mut() {
-            let (Ok(start), Ok(len)) = (u32::try_from(c.text.len()), u32::try_from(id.len()))
-            else {
-                return;
-            };
-            c.text.push_str(id);
-            c.items.push((kind, pos, start, len));
-            self.len += 1;
+        let Some(c) = self.chains.back_mut() else {
+            return;
+        };
+        let Ok(end) = u32::try_from(c.text.len().saturating_add(id.len())) else {
+            return;
+        };
+        if end & OFFLINE_BIT != 0 {
+            return;
         }
+        c.text.push_str(id);
+        c.ends.push(match kind {
+            EventKind::Online => end,
+            EventKind::Offline => end | OFFLINE_BIT,
+        });
+        self.next_pos = self.next_pos.saturating_add(1);
+        self.len += 1;
         while self.chains.len() > MAX_CHAINS {
             if let Some(old) = self.chains.pop_front() {
-                self.len -= old.items.len();
+                self.len -= old.ends.len();
             }
         }
     }
 
     /// Retained events, oldest first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = Event<'_>> {
-        self.chains.iter().flat_map(|c| {
-            c.items.iter().map(move |&(kind, pos, start, len)| Event {
-                kind,
-                pos,
-                id: c
-                    .text
-                    .get(start as usize..start as usize + len as usize)
-                    .unwrap_or(""),
-            })
-        })
+        self.chains
+            .iter()
+            .flat_map(|c| (0..c.ends.len()).filter_map(move |i| c.event(i)))
     }
 }
 
@@ -137,5 +170,33 @@ mod tests {
         assert_eq!(e.len(), 12);
         assert_eq!(e.last_pos(), 30);
         assert_eq!(Events::default().last_pos(), 10);
+    }
+
+    #[test]
+    fn kinds_ids_and_positions_survive_chain_changes() {
+        let mut e = Events::default();
+        let ids = ["a", "", "ccc", "dd", "e", "ffff", "g"];
+        for (i, id) in ids.iter().enumerate() {
+            let kind = if i % 3 == 1 {
+                EventKind::Offline
+            } else {
+                EventKind::Online
+            };
+            e.push(kind, id, 1);
+        }
+        // LEN=1: chains of 2; 7 events keep the newest 3 chains, i.e. the last 5 events.
+        let got: Vec<(u64, &str, &str)> = e.iter().map(|x| (x.pos, x.kind.name(), x.id)).collect();
+        assert_eq!(
+            got,
+            [
+                (13, "online", "ccc"),
+                (14, "online", "dd"),
+                (15, "offline", "e"),
+                (16, "online", "ffff"),
+                (17, "online", "g"),
+            ]
+        );
+        let newest_first: Vec<u64> = e.iter().rev().map(|x| x.pos).collect();
+        assert_eq!(newest_first, [17, 16, 15, 14, 13]);
     }
 }
