@@ -63,3 +63,61 @@ fn loadtest_multi_exactly_once_in_order() {
     assert_eq!(v["duplicates"], 0);
     assert!(v["reconnects"].as_u64().unwrap_or(0) > 0, "{v:#}");
 }
+
+#[test]
+fn loadtest_floor_server_serves_the_publish_exchange() {
+    // The suite's kernel-floor reference must really do the exchange: every push arrives.
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("free port")
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("realplexor-floor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let conf = dir.join("floor.conf");
+    std::fs::write(
+        &conf,
+        realplexor_loadtest::target::override_conf(ports[0], ports[1], ""),
+    )
+    .expect("conf");
+    let path = conf.to_string_lossy().into_owned();
+    // Serves until the test process exits.
+    std::thread::spawn(move || realplexor_loadtest::floor::serve(&path));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", ports[1])).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "floor server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (w, i) = (
+        format!("127.0.0.1:{}", ports[0]),
+        format!("127.0.0.1:{}", ports[1]),
+    );
+    let argv: Vec<String> = [
+        "publish",
+        "--wait",
+        &w,
+        "--in",
+        &i,
+        "-n",
+        "50",
+        "--pushes",
+        "300",
+        "--quiet",
+        "--timeout",
+        "30",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let opts = args::parse(&argv).expect("arguments");
+    let v = run_scenario(&opts, None).expect("publish");
+    assert_eq!(v["ok"], true, "{v:#}");
+    assert_eq!(v["delivered"], 300);
+    assert_eq!(v["bad"], 0);
+}

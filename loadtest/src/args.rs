@@ -11,6 +11,7 @@ pub const USAGE: &str = "\
 usage: realplexor-loadtest SCENARIO [TARGET] [OPTIONS]
        realplexor-loadtest suite --server-cmd 'CMD {conf}' [--other 'CMD {conf}'] [--out-dir bench]
        realplexor-loadtest report [--out-dir bench]     (re-render results.md and chart.svg)
+       realplexor-loadtest floor-server CONF            (the publish exchange's kernel floor)
 
 SCENARIO: idle | fanout | publish | churn | multi
 TARGET (one of):

@@ -13,10 +13,13 @@
 //! * `suite`: the standard benchmark run and its report (`bench/results.json`,
 //!   `results.md`, `chart.svg`).
 //! * `stats`: percentiles, summaries, the live progress line.
+//! * `floor`: `floor-server`, the least a server must do for the publish exchange (the
+//!   kernel's share of CPU per push, as a reference in the suite's report).
 //!
 //! Every load loop is bounded in count and in time, and all traffic goes to 127.0.0.0/8.
 
 pub mod args;
+pub mod floor;
 pub mod net;
 pub mod proto;
 pub mod scenarios;

@@ -1,6 +1,6 @@
 //! realplexor-loadtest: see `lib.rs` for the layout and `--help` for the usage.
 
-use realplexor_loadtest::{args, run_scenario, suite, worker};
+use realplexor_loadtest::{args, floor, run_scenario, suite, worker};
 use std::io::{BufReader, Write};
 
 fn main() {
@@ -17,6 +17,15 @@ fn main() {
             }
         };
         std::process::exit(code);
+    }
+    if argv.first().map(String::as_str) == Some("floor-server") {
+        realplexor_loadtest::raise_nofile();
+        let conf = argv.get(1).map(String::as_str).unwrap_or_default();
+        if let Err(e) = floor::serve(conf) {
+            eprintln!("realplexor-loadtest floor-server: {e}");
+            std::process::exit(1);
+        }
+        return;
     }
     let opts = match args::parse(&argv) {
         Ok(o) => o,

@@ -104,8 +104,27 @@ pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, St
             runs.push(v);
         }
     }
+    // The publish exchange's kernel floor, in the same run: the minimal server built into
+    // this binary (see `floor`), so the report can say how much of each server's CPU per
+    // push is the kernel's.
+    let floor = match exe {
+        Some(exe) if plan_has_publish(opts) => {
+            let mut o = opts.clone();
+            o.command = "publish".to_string();
+            o.n = opts.publish_listeners;
+            o.name = "kernel-floor".to_string();
+            o.server_cmd = Some(format!("'{}' floor-server {{conf}}", exe.display()));
+            o.out = None;
+            match run_scenario(&o, Some(exe)) {
+                Ok(v) => v,
+                Err(e) => json!({"server": "kernel-floor", "error": e, "ok": false}),
+            }
+        }
+        _ => Value::Null,
+    };
     let results = json!({
         "machine": machine(),
+        "floor": floor,
         "command": command,
         "started_unix": started,
         "loadavg_start": load0,
@@ -115,6 +134,49 @@ pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, St
     });
     write_all(&opts.out_dir, &results)?;
     Ok(json!({"ok": true, "out_dir": opts.out_dir, "summary": markdown(&results)}))
+}
+
+fn plan_has_publish(opts: &Opts) -> bool {
+    opts.publish_listeners > 0
+}
+
+/// The paragraph under the table that sets each server's publish CPU against the floor.
+fn floor_note(results: &Value) -> Option<String> {
+    let floor = results["floor"]["server_cpu_per_push_us"].as_f64()?;
+    if floor <= 0.0 {
+        return None;
+    }
+    let names = server_names(results);
+    let key = sizes(results, "publish").pop()?;
+    let per: Vec<(String, f64)> = names
+        .iter()
+        .filter_map(|n| {
+            let v = run_of(results, n, &key)?["server_cpu_per_push_us"].as_f64()?;
+            Some((n.clone(), v))
+        })
+        .collect();
+    let mut s = format!(
+        "\nKernel floor of the publish exchange, same run: `realplexor-loadtest floor-server`, a \
+         minimal epoll server that only parks a listener, forwards one body and closes \
+         (TCP_DEFER_ACCEPT, read after accept, MSG_MORE), used **{} us** of CPU per push. ",
+        fmt_num(floor)
+    );
+    let parts: Vec<String> = per
+        .iter()
+        .map(|(n, v)| format!("{n} {} us = {:.2}x the floor", fmt_num(*v), v / floor))
+        .collect();
+    s.push_str(&parts.join("; "));
+    s.push('.');
+    if let Some((other, v)) = per.get(1) {
+        let _ = write!(
+            s,
+            " A quarter of {other}'s figure would be {} us, {:.2}x the floor.",
+            fmt_num(v / 4.0),
+            v / 4.0 / floor
+        );
+    }
+    s.push('\n');
+    Some(s)
 }
 
 /// `report`: re-renders results.md and chart.svg from results.json.
@@ -447,6 +509,9 @@ pub fn markdown(results: &Value) -> String {
             bad.join(", ")
         );
     }
+    if let Some(note) = floor_note(results) {
+        s.push_str(&note);
+    }
     s
 }
 
@@ -674,6 +739,33 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("2 cores"));
+    }
+
+    #[test]
+    fn floor_note_sets_publish_cpu_against_the_floor() {
+        let mut r = sample();
+        assert_eq!(floor_note(&r), None, "no floor run, no note");
+        r["floor"] = json!({"server_cpu_per_push_us": 50.0});
+        if let Some(runs) = r["runs"].as_array_mut() {
+            runs.push(
+                json!({"key": "publish@1000", "scenario": "publish", "server": "ours",
+                "server_cpu_per_push_us": 60.0, "ok": true}),
+            );
+            runs.push(
+                json!({"key": "publish@1000", "scenario": "publish", "server": "orig",
+                "server_cpu_per_push_us": 160.0, "ok": true}),
+            );
+        }
+        let md = markdown(&r);
+        assert!(md.contains("used **50 us** of CPU per push"), "{md}");
+        assert!(
+            md.contains("ours 60 us = 1.20x the floor; orig 160 us = 3.20x the floor."),
+            "{md}"
+        );
+        assert!(
+            md.contains("A quarter of orig's figure would be 40 us, 0.80x the floor."),
+            "{md}"
+        );
     }
 
     #[test]

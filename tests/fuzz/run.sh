@@ -14,9 +14,11 @@ mkdir -p tests/fuzz/logs
 for t in "${targets[@]}"; do
     mkdir -p "tests/fuzz/corpus/$t"
     echo "== $t (${secs}s)"
+    dict=()
+    [ -f "tests/fuzz/dicts/$t.dict" ] && dict=(-dict="tests/fuzz/dicts/$t.dict")
     cargo +nightly fuzz run --fuzz-dir tests/fuzz "$t" \
         "tests/fuzz/corpus/$t" "tests/fuzz/seeds/$t" -- \
-        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
         > "tests/fuzz/logs/$t.log" 2>&1 || { echo "FAILED: $t (see tests/fuzz/logs/$t.log)"; tail -40 "tests/fuzz/logs/$t.log"; }
     grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|REDUCE|NEW)' "tests/fuzz/logs/$t.log" | tail -1 || true
     grep -E 'stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' "tests/fuzz/logs/$t.log"  || true
