@@ -48,6 +48,9 @@ const SCRATCH: usize = 64 * 1024;
 const MAX_POLL: Duration = Duration::from_secs(1);
 /// Pause after EMFILE/ENFILE before trying to accept again.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Connections one listener event accepts (and serves: see `add_conn`) before the loop
+/// turns to its other ready events; the rest follow in the next turn.
+const ACCEPT_BATCH: usize = 256;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 struct ListenToken(usize);
@@ -88,6 +91,9 @@ pub struct Reactor {
     scratch: Vec<u8>,
     closing: Vec<ConnId>,
     accept_paused_until: Option<Instant>,
+    /// A listener stopped at ACCEPT_BATCH with connections still queued: accept again
+    /// after the other ready events (edge-triggered: no new edge would say so).
+    accept_more: bool,
     last_accept_warn: Option<Instant>,
     /// Connections closed since the last memory trim (see `housekeeping`).
     closed_since_trim: usize,
@@ -214,6 +220,7 @@ impl Reactor {
             scratch: vec![0; SCRATCH],
             closing: Vec::new(),
             accept_paused_until: None,
+            accept_more: false,
             last_accept_warn: None,
             closed_since_trim: 0,
             last_trim: Instant::now(),
@@ -490,6 +497,7 @@ impl Reactor {
         .flatten()
         .min();
         match next {
+            _ if self.accept_more => Duration::ZERO,
             Some(t) => t.saturating_duration_since(now).min(MAX_POLL),
             None => MAX_POLL,
         }
@@ -502,13 +510,21 @@ impl Reactor {
             return;
         }
         self.accept_paused_until = None;
+        let mut accepted = 0;
         loop {
+            if accepted == ACCEPT_BATCH {
+                self.accept_more = true;
+                return;
+            }
             let Some(l) = self.listeners.get(which.0) else {
                 return;
             };
             let line = l.line;
             match l.sock.accept() {
-                Ok((sock, peer)) => self.add_conn(sock, peer.into(), line, now),
+                Ok((sock, peer)) => {
+                    accepted += 1;
+                    self.add_conn(sock, peer.into(), line, now);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
@@ -1278,7 +1294,8 @@ impl Reactor {
 
     fn expire(&mut self, now: Instant) {
         self.housekeeping(now);
-        if self.accept_paused_until.is_some_and(|t| t <= now) {
+        let more = std::mem::take(&mut self.accept_more);
+        if more || self.accept_paused_until.is_some_and(|t| t <= now) {
             for i in 0..self.listeners.len() {
                 self.accept(ListenToken(i), now);
             }

@@ -542,6 +542,28 @@ fn a_silent_connection_takes_nothing_until_it_speaks() {
     }
 }
 
+#[test]
+fn a_burst_of_queued_connections_is_served_past_one_batch() {
+    // One listener event accepts (and serves) at most ACCEPT_BATCH = 256 connections so
+    // that other ready sockets get their turn; the rest of the queue must follow in the
+    // next turns without waiting for a new connection to raise an edge. The worker is
+    // stopped while 700 clients connect and send, so they all wait in one queue.
+    const N: usize = 700;
+    let s = Server::start_foreground("");
+    s.signal(libc::SIGSTOP);
+    let clients: Vec<WaitClient> = (0..N)
+        .map(|k| {
+            let mut c = WaitClient::connect(s.wait_addr());
+            c.send(format!("identifier=burst{k}\n").as_bytes());
+            c
+        })
+        .collect();
+    s.signal(libc::SIGCONT);
+    for mut c in clients {
+        c.expect_header();
+    }
+}
+
 // ----- descriptor exhaustion --------------------------------------------------------------
 
 /// utime + stime of a process, in clock ticks (USER_HZ, 100 on Linux).
