@@ -32,6 +32,7 @@ OPTIONS:
   --out FILE          write the JSON result there too
   --quiet             no progress line
 suite: --small N [1000] --big N [19000] --publish-listeners N [1000] --other-name NAME [other]
+       --rounds R [1]: every scenario R times, the servers alternating; figures are medians
 ";
 
 #[derive(Debug, Clone)]
@@ -67,6 +68,7 @@ pub struct Opts {
     pub small: usize,
     pub big: usize,
     pub publish_listeners: usize,
+    pub rounds: usize,
 }
 
 impl Default for Opts {
@@ -103,6 +105,7 @@ impl Default for Opts {
             small: 1000,
             big: 19_000,
             publish_listeners: 1000,
+            rounds: 1,
         }
     }
 }
@@ -157,6 +160,7 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
             "--small" => o.small = num(a, v)?,
             "--big" => o.big = num(a, v)?,
             "--publish-listeners" => o.publish_listeners = num(a, v)?,
+            "--rounds" => o.rounds = num::<usize>(a, v)?.max(1),
             _ => return Err(format!("unknown option {a}")),
         }
     }

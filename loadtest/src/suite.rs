@@ -82,48 +82,54 @@ pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, St
     let load0 = read_first_line("/proc/loadavg");
     let mut runs = Vec::new();
     for (scenario, n) in plan {
-        for (name, cmd) in &servers {
-            let mut o = opts.clone();
-            o.command = scenario.to_string();
-            o.n = n;
-            o.name = name.clone();
-            o.server_cmd = Some(cmd.clone());
-            o.out = None;
-            if scenario == "multi" {
-                o.pushes = opts.pushes.min(3000);
-            }
-            let key = format!("{scenario}@{n}");
-            let mut v = match run_scenario(&o, exe) {
-                Ok(v) => v,
-                Err(e) => {
-                    eprintln!("{name} {key}: {e}");
-                    json!({"scenario": scenario, "server": name, "error": e, "ok": false})
+        for round in 0..opts.rounds {
+            for (name, cmd) in &servers {
+                let mut o = opts.clone();
+                o.command = scenario.to_string();
+                o.n = n;
+                o.name = name.clone();
+                o.server_cmd = Some(cmd.clone());
+                o.out = None;
+                if scenario == "multi" {
+                    o.pushes = opts.pushes.min(3000);
                 }
-            };
-            v["key"] = json!(key);
-            runs.push(v);
+                let key = format!("{scenario}@{n}");
+                let mut v = match run_scenario(&o, exe) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        eprintln!("{name} {key}: {e}");
+                        json!({"scenario": scenario, "server": name, "error": e, "ok": false})
+                    }
+                };
+                v["key"] = json!(key);
+                v["round"] = json!(round);
+                runs.push(v);
+            }
         }
     }
     // The publish exchange's kernel floor, in the same run: the minimal server built into
     // this binary (see `floor`), so the report can say how much of each server's CPU per
     // push is the kernel's.
-    let floor = match exe {
-        Some(exe) if plan_has_publish(opts) => {
-            let mut o = opts.clone();
-            o.command = "publish".to_string();
-            o.n = opts.publish_listeners;
-            o.name = "kernel-floor".to_string();
-            o.server_cmd = Some(format!("'{}' floor-server {{conf}}", exe.display()));
-            o.out = None;
-            match run_scenario(&o, Some(exe)) {
-                Ok(v) => v,
-                Err(e) => json!({"server": "kernel-floor", "error": e, "ok": false}),
-            }
-        }
-        _ => Value::Null,
+    let floor: Vec<Value> = match exe {
+        Some(exe) if plan_has_publish(opts) => (0..opts.rounds)
+            .map(|_| {
+                let mut o = opts.clone();
+                o.command = "publish".to_string();
+                o.n = opts.publish_listeners;
+                o.name = "kernel-floor".to_string();
+                o.server_cmd = Some(format!("'{}' floor-server {{conf}}", exe.display()));
+                o.out = None;
+                match run_scenario(&o, Some(exe)) {
+                    Ok(v) => v,
+                    Err(e) => json!({"server": "kernel-floor", "error": e, "ok": false}),
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
     };
     let results = json!({
         "machine": machine(),
+        "rounds": opts.rounds,
         "floor": floor,
         "command": command,
         "started_unix": started,
@@ -142,7 +148,17 @@ fn plan_has_publish(opts: &Opts) -> bool {
 
 /// The paragraph under the table that sets each server's publish CPU against the floor.
 fn floor_note(results: &Value) -> Option<String> {
-    let floor = results["floor"]["server_cpu_per_push_us"].as_f64()?;
+    // One run (an object) or one per round (an array): the median.
+    let floor_runs: Vec<&Value> = match &results["floor"] {
+        Value::Array(a) => a.iter().collect(),
+        v => vec![v],
+    };
+    let floor = median(
+        floor_runs
+            .iter()
+            .filter_map(|r| r["server_cpu_per_push_us"].as_f64())
+            .collect(),
+    )?;
     if floor <= 0.0 {
         return None;
     }
@@ -151,7 +167,7 @@ fn floor_note(results: &Value) -> Option<String> {
     let per: Vec<(String, f64)> = names
         .iter()
         .filter_map(|n| {
-            let v = run_of(results, n, &key)?["server_cpu_per_push_us"].as_f64()?;
+            let v = value_of(results, n, &key, "server_cpu_per_push_us")?;
             Some((n.clone(), v))
         })
         .collect();
@@ -209,6 +225,40 @@ fn write_all(dir: &str, results: &Value) -> Result<(), String> {
 fn run_of<'a>(results: &'a Value, server: &str, key_prefix: &str) -> Option<&'a Value> {
     results["runs"].as_array()?.iter().find(|r| {
         r["server"] == server && r["key"].as_str().is_some_and(|k| k.starts_with(key_prefix))
+    })
+}
+
+/// The lower median (the middle value of an odd count).
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len().checked_sub(1)? / 2).copied()
+}
+
+/// A figure of one server: the median over its rounds of that scenario.
+fn value_of(results: &Value, server: &str, key_prefix: &str, field: &str) -> Option<f64> {
+    let vals = results["runs"]
+        .as_array()?
+        .iter()
+        .filter(|r| {
+            r["server"] == server && r["key"].as_str().is_some_and(|k| k.starts_with(key_prefix))
+        })
+        .filter_map(|r| r[field].as_f64())
+        .collect();
+    median(vals)
+}
+
+/// The round whose `field` is the median (for figures drawn from one run, the CDF).
+fn median_run<'a>(
+    results: &'a Value,
+    server: &str,
+    key_prefix: &str,
+    field: &str,
+) -> Option<&'a Value> {
+    let m = value_of(results, server, key_prefix, field)?;
+    results["runs"].as_array()?.iter().find(|r| {
+        r["server"] == server
+            && r["key"].as_str().is_some_and(|k| k.starts_with(key_prefix))
+            && r[field].as_f64() == Some(m)
     })
 }
 
@@ -431,14 +481,23 @@ pub fn markdown(results: &Value) -> String {
             .collect::<Vec<_>>()
             .join(" "),
     );
+    let rounds = results["rounds"].as_u64().unwrap_or(1);
     let _ = writeln!(
         s,
-        "Command: `{}`. Every figure below was measured in this one run{}.\n",
+        "Command: `{}`. Every figure below was measured in this one run{}{}.\n",
         results["command"].as_str().unwrap_or("?"),
         if names.len() > 1 {
             ", each server on a fresh process, scenario by scenario in turn (so each comparison is same-run)"
         } else {
             ""
+        },
+        if rounds > 1 {
+            format!(
+                "; each scenario ran {rounds} times, the servers alternating, and each figure is \
+                 the median of its {rounds} values"
+            )
+        } else {
+            String::new()
         }
     );
     let _ = write!(s, "| figure |");
@@ -454,7 +513,7 @@ pub fn markdown(results: &Value) -> String {
     for r in rows(results) {
         let vals: Vec<Option<f64>> = names
             .iter()
-            .map(|n| run_of(results, n, &r.key).and_then(|v| v[r.field].as_f64()))
+            .map(|n| value_of(results, n, &r.key, r.field))
             .collect();
         let _ = write!(s, "| {} |", r.label);
         for (n, v) in names.iter().zip(&vals) {
@@ -545,11 +604,7 @@ pub fn svg(results: &Value) -> String {
     let mut vals = Vec::new();
     for k in &idle {
         for n in &names {
-            vals.push(
-                run_of(results, n, k)
-                    .and_then(|r| r["rss_per_conn"].as_f64())
-                    .unwrap_or(0.0),
-            );
+            vals.push(value_of(results, n, k, "rss_per_conn").unwrap_or(0.0));
         }
     }
     let vmax = nice_max(vals.iter().cloned().fold(0.0, f64::max));
@@ -594,7 +649,7 @@ pub fn svg(results: &Value) -> String {
     let cdfs: Vec<Vec<f64>> = names
         .iter()
         .map(|nm| {
-            run_of(results, nm, &big)
+            median_run(results, nm, &big, "last_ms")
                 .and_then(|r| r["cdf_ms"].as_array().cloned())
                 .unwrap_or_default()
                 .iter()
@@ -766,6 +821,36 @@ mod tests {
             md.contains("A quarter of orig's figure would be 40 us, 0.80x the floor."),
             "{md}"
         );
+    }
+
+    #[test]
+    fn rounds_give_medians() {
+        let mut r = sample();
+        r["rounds"] = json!(3);
+        if let Some(runs) = r["runs"].as_array_mut() {
+            for (v, cpu) in [(90.0, 10.0), (500.0, 30.0)] {
+                runs.push(
+                    json!({"key": "fanout@19000", "scenario": "fanout", "server": "ours",
+                    "first_ms": 0.5, "last_ms": v, "server_cpu_ms": cpu, "ok": true}),
+                );
+            }
+        }
+        let md = markdown(&r);
+        // last_ms 90, 100, 500 -> 100; server_cpu_ms 10, 30, 50 -> 30.
+        assert!(
+            md.contains("| fanout 19000: last delivery (ms) | 100 | 400 | 0.25 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| fanout 19000: server CPU for the push (ms) | 30 | 400 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("each figure is the median of its 3 values"),
+            "{md}"
+        );
+        assert_eq!(median(vec![3.0, 1.0, 2.0, 10.0]), Some(2.0));
+        assert_eq!(median(Vec::new()), None);
     }
 
     #[test]
