@@ -31,6 +31,21 @@ const MAX_DEPTH: usize = 64;
 const MAX_STRING_LEN: usize = 64 << 20;
 /// Longest list that list repetition (`(1, 2) x N`) may build.
 const MAX_LIST_LEN: usize = 1 << 20;
+/// Bytes that `.`, `x` and list repetition may build in one file, all values together:
+/// without it, a few lines of `'x' x 6e7` (each within MAX_STRING_LEN) would exhaust
+/// memory.
+const MAX_BUILT: usize = 128 << 20;
+
+/// The bytes a value holds (numbers and undef count as a word).
+fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::Str(s) | Value::Code(s) => s.len(),
+        Value::List(items) => items
+            .iter()
+            .fold(0usize, |a, i| a.saturating_add(value_bytes(i))),
+        Value::Undef | Value::Int(_) | Value::Num(_) => 8,
+    }
+}
 
 /// A value as Perl would hold it after evaluation.
 #[derive(Debug, Clone, PartialEq)]
@@ -438,6 +453,15 @@ fn repeat_list(items: Vec<Value>, count: &Value) -> Result<Vec<Value>, String> {
     let n = repeat_count(count)?;
     if items.len().saturating_mul(n) > MAX_LIST_LEN {
         return Err(format!("list repetition longer than {MAX_LIST_LEN} items"));
+    }
+    // Each repeated item is a copy: bound the bytes too, before copying anything.
+    let bytes = items
+        .iter()
+        .fold(0usize, |a, i| a.saturating_add(value_bytes(i)));
+    if bytes.saturating_mul(n) > MAX_STRING_LEN {
+        return Err(format!(
+            "list repetition longer than {MAX_STRING_LEN} bytes"
+        ));
     }
     let mut out = Vec::with_capacity(items.len() * n);
     for _ in 0..n {
@@ -1413,6 +1437,7 @@ fn eval_perl(text: &str, file: &str, config: &mut ConfigMap) -> Res<()> {
         config,
         vars: HashMap::new(),
         depth: 0,
+        built: 0,
     }
     .run()
 }
@@ -1426,9 +1451,23 @@ struct Parser<'a, 'c> {
     /// File-level `my`/`our` scalars.
     vars: HashMap<String, Value>,
     depth: usize,
+    /// Bytes built by `.`, `x` and list repetition so far (see MAX_BUILT).
+    built: usize,
 }
 
 impl Parser<'_, '_> {
+    /// Counts what an operator built against MAX_BUILT.
+    fn charge(&mut self, line: usize, bytes: usize) -> Res<()> {
+        self.built = self.built.saturating_add(bytes);
+        if self.built > MAX_BUILT {
+            return Err(Fail {
+                line,
+                message: format!("strings built by this file exceed {MAX_BUILT} bytes in all"),
+            });
+        }
+        Ok(())
+    }
+
     fn advance(&mut self) -> Res<()> {
         self.tok = self.lex.next(false)?;
         Ok(())
@@ -1650,7 +1689,11 @@ impl Parser<'_, '_> {
         let rhs = self.parse_expr()?.scalar();
         match op {
             None => Ok(rhs),
-            Some(op) => binop(op, old, rhs).map_err(|message| Fail { line, message }),
+            Some(op) => {
+                let v = binop(op, old, rhs).map_err(|message| Fail { line, message })?;
+                self.charge(line, value_bytes(&v))?;
+                Ok(v)
+            }
         }
     }
 
@@ -1714,7 +1757,9 @@ impl Parser<'_, '_> {
             let line = self.tok.line;
             self.advance()?;
             let rhs = self.parse_multiplicative()?.scalar();
-            lhs = Ev::One(binop(op, lhs.scalar(), rhs).map_err(|message| Fail { line, message })?);
+            let v = binop(op, lhs.scalar(), rhs).map_err(|message| Fail { line, message })?;
+            self.charge(line, value_bytes(&v))?;
+            lhs = Ev::One(v);
         }
     }
 
@@ -1740,6 +1785,16 @@ impl Parser<'_, '_> {
                 (_, lhs) => binop(op, lhs.scalar(), rhs).map(Ev::One),
             };
             lhs = result.map_err(|message| Fail { line, message })?;
+            let bytes = match &lhs {
+                Ev::One(v) => value_bytes(v),
+                Ev::Repeat { list, scalar } => list
+                    .iter()
+                    .fold(value_bytes(scalar), |a, i| a.saturating_add(value_bytes(i))),
+                Ev::Many(items) => items
+                    .iter()
+                    .fold(0usize, |a, i| a.saturating_add(value_bytes(i))),
+            };
+            self.charge(line, bytes)?;
         }
     }
 
@@ -2825,6 +2880,19 @@ return 1;
             ("$CONFIG{A} = sub { 1;\n", 1, "unterminated 'sub' body"),
             ("$CONFIG{A} = 1;\n\n  \u{fffd};", 3, "unexpected character"),
             ("$CONFIG{A} = 'x' x 1e12;", 1, "string repetition longer"),
+            // Found by the config fuzzer's memory growth: a list of big strings repeated
+            // (1M copies of a 60 MB string) is refused before anything is copied, and the
+            // values of a whole file are bounded together.
+            (
+                "$CONFIG{A} = ('x' x 1000) x 100000;",
+                1,
+                "list repetition longer than 67108864 bytes",
+            ),
+            (
+                "$CONFIG{A} = 'x' x 5e7;\n$CONFIG{B} = 'x' x 5e7;\n$CONFIG{C} = 'y' x 5e7;",
+                3,
+                "exceed 134217728 bytes in all",
+            ),
         ];
         for (text, line, message) in table {
             let e = error_of(text);
