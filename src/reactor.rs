@@ -1282,11 +1282,7 @@ impl Reactor {
         self.closed_since_trim = 0;
         self.last_trim = now;
         self.storage.shrink();
-        if self.conns.is_empty() {
-            self.conns = Slab::new();
-        } else {
-            self.conns.shrink_to_fit();
-        }
+        sys::shrink_slab(&mut self.conns);
         self.timers.shrink();
         sys::trim_heap();
         rlog!(Debug, self.storage.counts(), "memory trimmed after a peak");

@@ -150,6 +150,16 @@ pub fn trim_heap() {
     }
 }
 
+/// Gives back a slab's spare capacity after a peak: an empty slab is replaced (its vacant
+/// entries would otherwise keep the whole allocation), a used one shrunk.
+pub fn shrink_slab<T>(s: &mut slab::Slab<T>) {
+    if s.is_empty() {
+        *s = slab::Slab::new();
+    } else {
+        s.shrink_to_fit();
+    }
+}
+
 /// `send(2)` on a socket; with `more`, MSG_MORE holds the bytes back so that the close that
 /// follows a final reply sends them in the same segment as its FIN (one packet instead of
 /// two per answered browser).

@@ -15,7 +15,7 @@
 //! - `timers`: OFFLINE_TIMEOUT countdowns and CLEAN_ID_AFTER cleanups per channel.
 //!
 //! Storage never sees a socket or the clock: callers pass `now` and get back what to send.
-//! Uses: types, cursor, timers.
+//! Uses: types, cursor, timers, sys (shrink_slab).
 
 pub mod events;
 
@@ -725,16 +725,8 @@ impl Storage {
         if self.names.len() < self.names.capacity() / 4 {
             self.names.shrink_to_fit();
         }
-        if self.channels.is_empty() {
-            self.channels = Slab::new();
-        } else {
-            self.channels.shrink_to_fit();
-        }
-        if self.listeners.is_empty() {
-            self.listeners = Slab::new();
-        } else {
-            self.listeners.shrink_to_fit();
-        }
+        crate::sys::shrink_slab(&mut self.channels);
+        crate::sys::shrink_slab(&mut self.listeners);
         self.timers.shrink();
         self.hits = Vec::new();
     }
