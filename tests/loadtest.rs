@@ -65,6 +65,26 @@ fn loadtest_multi_exactly_once_in_order() {
 }
 
 #[test]
+fn loadtest_multi_stopped_by_its_timeout_drains_and_counts_no_false_loss() {
+    // Far more pushes than 2 s allow: past the deadline the run stops pushing and drains
+    // what is in flight, so `lost` stays a real count (it once counted in-flight pushes).
+    let v = run(
+        "multi",
+        &[
+            "--pushes",
+            "10000000",
+            "--reconnect",
+            "0.3",
+            "--timeout",
+            "2",
+        ],
+    );
+    assert_eq!(v["timed_out"], true, "{v:#}");
+    assert_eq!(v["lost"], 0);
+    assert!(v["pushes"].as_u64().unwrap_or(0) > 0, "{v:#}");
+}
+
+#[test]
 fn loadtest_floor_server_serves_the_publish_exchange() {
     // The suite's kernel-floor reference must really do the exchange: every push arrives.
     let ports: Vec<u16> = (0..2)

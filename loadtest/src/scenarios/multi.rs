@@ -87,12 +87,16 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
     let deadline = t0 + ctx.timeout().as_nanos() as u64;
     let mut drain_end: Option<u64> = None;
     let mut evs = Vec::new();
+    // Past the deadline no new push starts (`total` shrinks to what was sent), and the run
+    // drains what is in flight like a finished one, so `lost` counts only real losses.
+    let (mut total, mut timed_out) = (total, false);
     loop {
         let now = now_ns();
-        if now > deadline {
-            break;
+        if now > deadline && !timed_out {
+            timed_out = true;
+            total = seq;
         }
-        if in_done == total {
+        if in_done >= total {
             if received >= expected_total {
                 break;
             }
@@ -246,7 +250,7 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
         "expected_deliveries": expected_total, "delivered": received, "lost": lost,
         "duplicates": dups, "out_of_order": out_of_order, "unexpected": unexpected,
         "cursor_mismatch": mismatch, "bad_blocks": bad,
-        "pushes_per_s": per_sec(seq, elapsed),
+        "pushes_per_s": per_sec(seq, elapsed), "timed_out": timed_out,
         "ok": lost == 0 && dups == 0 && out_of_order == 0 && unexpected == 0 && bad == 0
               && connect_failed == 0 && in_errors == 0 && mismatch == 0,
     }))
