@@ -4,8 +4,10 @@
 //! * `mutation_*`: the stable-toolchain counterpart of the cargo-fuzz crate in
 //!   `tests/fuzz/`: the committed seed corpora (`tests/fuzz/seeds/<target>/`), mutated by a
 //!   fixed-seed xorshift, go through the same public entry points on every CI run
-//!   (`HARDENING_ITERS` scales the iteration count). A failure prints the input as a Rust
-//!   byte string, to be pasted into `fuzz_regressions`.
+//!   (`HARDENING_ITERS` scales the iteration count, `HARDENING_SEED` picks other mutants).
+//!   A failure prints the input as a Rust byte string, to be pasted into
+//!   `fuzz_regressions`. `mutated_requests_on_the_wire_*` sends such mutants to the real
+//!   worker.
 //! * slow and abusive clients, descriptor exhaustion, churn with no loss, lying publishers,
 //!   forgotten ids: black-box, against the real binary (bounded versions; the large ones
 //!   are `scripts/reliability`).
@@ -167,10 +169,23 @@ fn iterations(default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The xorshift seed of a test: its fixed `default`, or, to explore beyond what CI runs,
+/// that mixed with `HARDENING_SEED=N` (never 0, which xorshift cannot leave).
+fn rng_seed(default: u64) -> u64 {
+    let extra = std::env::var("HARDENING_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    match default ^ extra.wrapping_mul(0x9e37_79b9_7f4a_7c15) {
+        0 => default,
+        x => x,
+    }
+}
+
 /// Runs `check` on every seed and then on `n` mutants; on a panic, reports the input.
 fn mutation_run(target: &str, n: usize, seed: u64, check: impl Fn(&[u8])) {
     let seeds = seeds(target);
-    let mut rng = Rng(seed);
+    let mut rng = Rng(rng_seed(seed));
     let inputs = seeds.iter().cloned().chain((0..n).map(|_| {
         let base = &seeds[rng.below(seeds.len())];
         mutate(&mut rng, base)
@@ -363,6 +378,79 @@ fn fuzz_regressions() {
     // ident: the resume hint of a grown buffer may differ from the prefix's; only the
     // marker found must agree (a mistaken assertion in the first ident target).
     check_ident(&[255, 1, 101, 10, 110, 13, 9, 105, 10]);
+}
+
+/// The mutants again, but on the wire, against the real worker: each one sent to its line
+/// in 1 to 4 separate writes (so the reactor scans and resumes across reads), half-closed
+/// or not, and abandoned at a random point with up to 48 of them open at a time. The
+/// unit-level mutation tests cannot see the reactor's buffering, resume offsets and
+/// early closes; this does. The worker must not exit or panic (a debug build also panics
+/// on arithmetic overflow), must close or time out every one, and must still serve.
+#[test]
+fn mutated_requests_on_the_wire_leave_the_worker_serving() {
+    let mut s = Server::start_foreground(
+        "$CONFIG{WAIT_TIMEOUT} = 2;\n$CONFIG{IN_TIMEOUT} = 2;\n$CONFIG{WAIT_MAXLEN} = 2048;\n",
+    );
+    let wait_seeds = seeds("http_head");
+    let in_seeds: Vec<Vec<u8>> = seeds("in_body")
+        .into_iter()
+        .chain(seeds("commands"))
+        .collect();
+    let n = iterations(50_000) / 80;
+    let mut rng = Rng(rng_seed(0x005e_ed0f_3a7e));
+    let mut open: std::collections::VecDeque<TcpStream> = std::collections::VecDeque::new();
+    for i in 0..n {
+        let to_in = rng.below(2) == 0;
+        let (pool, addr) = if to_in {
+            (&in_seeds, s.in_addr())
+        } else {
+            (&wait_seeds, s.wait_addr())
+        };
+        let input = if i < pool.len() {
+            pool[i].clone()
+        } else {
+            let base = rng.below(pool.len());
+            mutate(&mut rng, &pool[base])
+        };
+        let mut c = connect_raw(addr);
+        let _ = c.set_nodelay(true);
+        let pieces = 1 + rng.below(4);
+        let mut at = 0;
+        for p in 0..pieces {
+            let end = if p + 1 == pieces {
+                input.len()
+            } else {
+                at + rng.below(input.len() - at + 1)
+            };
+            if c.write_all(&input[at..end]).is_err() {
+                break; // the server closed it already (a limit): its answer
+            }
+            at = end;
+        }
+        if rng.below(2) == 0 {
+            let _ = c.shutdown(Shutdown::Write);
+        }
+        open.push_back(c);
+        if open.len() > 48 {
+            open.pop_front();
+        }
+    }
+    open.clear();
+    assert!(
+        s.is_running(),
+        "the worker exited; stderr:\n{}",
+        s.stderr_text()
+    );
+    // Still serving, on both lines, through a full round trip.
+    let rt = round_trip(&s, "after_mutants");
+    assert!(rt < Duration::from_secs(5), "round trip took {rt:?}");
+    assert!(
+        s.is_running(),
+        "the worker exited; stderr:\n{}",
+        s.stderr_text()
+    );
+    let err = s.stderr_text();
+    assert!(!err.contains("panicked"), "the worker panicked:\n{err}");
 }
 
 // ----- slow and abusive clients -----------------------------------------------------------

@@ -1171,6 +1171,11 @@ impl Server {
         Server::launch(extra_conf, &[], Some(shell_prefix))
     }
 
+    /// Everything the server wrote to stderr so far (a panic's message lands there).
+    pub fn stderr_text(&self) -> String {
+        self.stderr.dump()
+    }
+
     /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
