@@ -84,12 +84,7 @@ pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, St
     for (scenario, n) in plan {
         for round in 0..opts.rounds {
             for (name, cmd) in &servers {
-                let mut o = opts.clone();
-                o.command = scenario.to_string();
-                o.n = n;
-                o.name = name.clone();
-                o.server_cmd = Some(cmd.clone());
-                o.out = None;
+                let mut o = scenario_opts(opts, scenario, n, name, cmd);
                 if scenario == "multi" {
                     o.pushes = opts.pushes.min(3000);
                 }
@@ -113,12 +108,14 @@ pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, St
     let floor: Vec<Value> = match exe {
         Some(exe) if plan_has_publish(opts) => (0..opts.rounds)
             .map(|_| {
-                let mut o = opts.clone();
-                o.command = "publish".to_string();
-                o.n = opts.publish_listeners;
-                o.name = "kernel-floor".to_string();
-                o.server_cmd = Some(format!("'{}' floor-server {{conf}}", exe.display()));
-                o.out = None;
+                let cmd = format!("'{}' floor-server {{conf}}", exe.display());
+                let o = scenario_opts(
+                    opts,
+                    "publish",
+                    opts.publish_listeners,
+                    "kernel-floor",
+                    &cmd,
+                );
                 match run_scenario(&o, Some(exe)) {
                     Ok(v) => v,
                     Err(e) => json!({"server": "kernel-floor", "error": e, "ok": false}),
@@ -140,6 +137,17 @@ pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, St
     });
     write_all(&opts.out_dir, &results)?;
     Ok(json!({"ok": true, "out_dir": opts.out_dir, "summary": markdown(&results)}))
+}
+
+/// The suite's options turned into one scenario run against one server.
+fn scenario_opts(opts: &Opts, scenario: &str, n: usize, name: &str, cmd: &str) -> Opts {
+    let mut o = opts.clone();
+    o.command = scenario.to_string();
+    o.n = n;
+    o.name = name.to_string();
+    o.server_cmd = Some(cmd.to_string());
+    o.out = None;
+    o
 }
 
 fn plan_has_publish(opts: &Opts) -> bool {
@@ -223,9 +231,22 @@ fn write_all(dir: &str, results: &Value) -> Result<(), String> {
 }
 
 fn run_of<'a>(results: &'a Value, server: &str, key_prefix: &str) -> Option<&'a Value> {
-    results["runs"].as_array()?.iter().find(|r| {
-        r["server"] == server && r["key"].as_str().is_some_and(|k| k.starts_with(key_prefix))
-    })
+    runs_of(results, server, key_prefix).next()
+}
+
+/// Every run (one per round) of one server in the scenarios whose key starts so.
+fn runs_of<'a: 'b, 'b>(
+    results: &'a Value,
+    server: &'b str,
+    key_prefix: &'b str,
+) -> impl Iterator<Item = &'a Value> + 'b {
+    results["runs"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .filter(move |r| {
+            r["server"] == server && r["key"].as_str().is_some_and(|k| k.starts_with(key_prefix))
+        })
 }
 
 /// The lower median (the middle value of an odd count).
@@ -236,15 +257,11 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 
 /// A figure of one server: the median over its rounds of that scenario.
 fn value_of(results: &Value, server: &str, key_prefix: &str, field: &str) -> Option<f64> {
-    let vals = results["runs"]
-        .as_array()?
-        .iter()
-        .filter(|r| {
-            r["server"] == server && r["key"].as_str().is_some_and(|k| k.starts_with(key_prefix))
-        })
-        .filter_map(|r| r[field].as_f64())
-        .collect();
-    median(vals)
+    median(
+        runs_of(results, server, key_prefix)
+            .filter_map(|r| r[field].as_f64())
+            .collect(),
+    )
 }
 
 /// The round whose `field` is the median (for figures drawn from one run, the CDF).
@@ -255,11 +272,7 @@ fn median_run<'a>(
     field: &str,
 ) -> Option<&'a Value> {
     let m = value_of(results, server, key_prefix, field)?;
-    results["runs"].as_array()?.iter().find(|r| {
-        r["server"] == server
-            && r["key"].as_str().is_some_and(|k| k.starts_with(key_prefix))
-            && r[field].as_f64() == Some(m)
-    })
+    runs_of(results, server, key_prefix).find(|r| r[field].as_f64() == Some(m))
 }
 
 fn server_names(results: &Value) -> Vec<String> {

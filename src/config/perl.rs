@@ -40,11 +40,16 @@ const MAX_BUILT: usize = 128 << 20;
 fn value_bytes(v: &Value) -> usize {
     match v {
         Value::Str(s) | Value::Code(s) => s.len(),
-        Value::List(items) => items
-            .iter()
-            .fold(0usize, |a, i| a.saturating_add(value_bytes(i))),
+        Value::List(items) => list_bytes(items),
         Value::Undef | Value::Int(_) | Value::Num(_) => 8,
     }
+}
+
+/// The bytes the values of a list hold together.
+fn list_bytes(items: &[Value]) -> usize {
+    items
+        .iter()
+        .fold(0usize, |a, i| a.saturating_add(value_bytes(i)))
 }
 
 /// A value as Perl would hold it after evaluation.
@@ -455,10 +460,7 @@ fn repeat_list(items: Vec<Value>, count: &Value) -> Result<Vec<Value>, String> {
         return Err(format!("list repetition longer than {MAX_LIST_LEN} items"));
     }
     // Each repeated item is a copy: bound the bytes too, before copying anything.
-    let bytes = items
-        .iter()
-        .fold(0usize, |a, i| a.saturating_add(value_bytes(i)));
-    if bytes.saturating_mul(n) > MAX_STRING_LEN {
+    if list_bytes(&items).saturating_mul(n) > MAX_STRING_LEN {
         return Err(format!(
             "list repetition longer than {MAX_STRING_LEN} bytes"
         ));
@@ -1787,12 +1789,8 @@ impl Parser<'_, '_> {
             lhs = result.map_err(|message| Fail { line, message })?;
             let bytes = match &lhs {
                 Ev::One(v) => value_bytes(v),
-                Ev::Repeat { list, scalar } => list
-                    .iter()
-                    .fold(value_bytes(scalar), |a, i| a.saturating_add(value_bytes(i))),
-                Ev::Many(items) => items
-                    .iter()
-                    .fold(0usize, |a, i| a.saturating_add(value_bytes(i))),
+                Ev::Repeat { list, scalar } => value_bytes(scalar).saturating_add(list_bytes(list)),
+                Ev::Many(items) => list_bytes(items),
             };
             self.charge(line, bytes)?;
         }
