@@ -11,10 +11,11 @@
 //! Structure: `Conn` is what a connection costs while it lives in the reactor's slab: the
 //! socket, a generation, the unparsed input (freed when parked), a write tail only while a
 //! write is partial, its timer and its storage listener. IN-only state is boxed.
-//! Knows nothing of channels. Uses: types, timers, in_line (Parsed), sys (send).
+//! Knows nothing of channels. Uses: types, timers, in_line (Parsed), transport (the tag), sys.
 
 use crate::in_line::Parsed;
 use crate::timers::TimerKey;
+use crate::transport::Transport;
 use crate::types::{Line, ListenerId};
 use mio::net::TcpStream;
 use std::fmt;
@@ -74,6 +75,8 @@ pub struct Conn {
     pub listener: Option<ListenerId>,
     /// IN: the parsed marker, once found.
     pub parsed: Option<Box<Parsed>>,
+    /// WAIT: how deliveries are written (see `transport`).
+    pub transport: Transport,
 }
 
 // A parked socket's footprint is this struct plus its subscriptions: keep it small (the
@@ -112,6 +115,7 @@ impl Conn {
             timer: None,
             listener: None,
             parsed: None,
+            transport: Transport::default(),
         }
     }
 

@@ -77,6 +77,19 @@ pub fn origin_allowed(origin: &[u8], allowed: &[String]) -> bool {
     allowed.iter().any(|a| a == "*" || a.as_bytes() == origin)
 }
 
+/// Inserts extra header lines before the blank line that ends `reply`'s head.
+pub fn with_headers(reply: &[u8], extra: &[u8]) -> Vec<u8> {
+    let end = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(reply.len(), |p| p + 2);
+    let mut out = Vec::with_capacity(reply.len() + extra.len());
+    out.extend_from_slice(reply.get(..end).unwrap_or_default());
+    out.extend_from_slice(extra);
+    out.extend_from_slice(reply.get(end..).unwrap_or_default());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

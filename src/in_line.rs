@@ -21,6 +21,23 @@ pub struct Parsed {
     pub password: Option<Vec<u8>>,
 }
 
+/// A push accepted on the IN line, ready for the message source: the ids the login owns,
+/// each with its explicit cursor (None: the source generates one "now" for all of them),
+/// the limiters and the body. Nothing here is stamped or interned yet.
+#[derive(Debug)]
+pub struct Publication {
+    pub targets: Vec<(Option<Cursor>, Box<str>)>,
+    pub limiters: Box<[Box<str>]>,
+    pub body: Box<[u8]>,
+}
+
+impl Publication {
+    /// Whether some target has no cursor of its own (then the message needs a generated one).
+    pub fn needs_stamp(&self) -> bool {
+        self.targets.iter().any(|t| t.0.is_none())
+    }
+}
+
 impl Parsed {
     /// Builds the request from its marker. Items without a cursor get None (the caller
     /// gives them all one "now" cursor when it applies the message).

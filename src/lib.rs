@@ -2,10 +2,16 @@
 //!
 //! # Layout
 //! Data flows one way, from the reactor down:
-//! - `reactor`: the mio event loop; owns sockets, storage and timers; the only place they meet.
+//! - `reactor`: the mio event loop; owns sockets, storage and timers; the only place they
+//!   meet. One file per job: `mod.rs` (the loop and routing), `listen` (bind, accept),
+//!   `wait` (a WAIT request to parked or answered), `publish` (an IN request to its push or
+//!   command), `source` (the message source seam: where a push goes, cursor generation),
+//!   `deliver` (applying a message, writing deliveries), `close` (writes, final replies,
+//!   closing), `control` (signals, reload, stop), `housekeeping` (timers, memory).
 //! - `conn`: one connection's state machine and socket pumps.
-//! - `wait_line`, `in_line`, `commands`: the two lines' request handling and reply bytes
-//!   (WAIT long-poll replies; IN pushes and 403s; ONLINE / WATCH / STATS).
+//! - `transport`: what a parked listener is sent and whether it stays (`longpoll`: the
+//!   original's reply body, then close).
+//! - `in_line`, `commands`: IN request parsing (marker, body, 403s) and ONLINE / WATCH / STATS.
 //! - `storage`: channel queues, parked listeners, presence, channel timers, events.
 //! - `ident`: the `identifier=` marker scanner; `cursor`: cursors and their generator.
 //! - `config` (+ `config::perl`): the Perl-syntax config files; `auth`: the users file.
@@ -27,5 +33,5 @@ pub mod storage;
 pub mod supervisor;
 pub mod sys;
 pub mod timers;
+pub mod transport;
 pub mod types;
-pub mod wait_line;

@@ -1,4 +1,6 @@
-//! WAIT line replies (spec 4.5): the JSON-ish body built from storage's blocks.
+//! The long-poll transport (the original's only one, spec 4.5): the header block goes out at
+//! registration, then one reply body holding every pending block as a JSON-ish array, then
+//! the connection closes.
 //!
 //! Structure: pure functions from `Block`s to bytes; the data of each message is inserted
 //! raw (the original does not escape it).
@@ -34,19 +36,6 @@ pub fn body(blocks: &[Block], out: &mut Vec<u8>) {
     out.extend_from_slice(b"\n]");
 }
 
-/// Whether two block lists serialise to the same bytes (same messages, ids and cursors).
-pub fn same_blocks(a: &[Block], b: &[Block]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            std::rc::Rc::ptr_eq(&x.msg, &y.msg)
-                && x.ids.len() == y.ids.len()
-                && x.ids
-                    .iter()
-                    .zip(&y.ids)
-                    .all(|((n1, c1), (n2, c2))| n1 == n2 && c1.same_text(c2))
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,33 +53,6 @@ mod tests {
             cursor: c(ids[0].1),
             ids: ids.iter().map(|(n, s)| (Rc::from(*n), c(s))).collect(),
         }
-    }
-
-    #[test]
-    fn same_blocks_compares_messages_ids_and_cursor_text() {
-        let a = block(&[("abc", "15")], "x");
-        let b = Block {
-            msg: a.msg.clone(),
-            cursor: a.cursor.clone(),
-            ids: a.ids.clone(),
-        };
-        assert!(same_blocks(&[a], &[b]));
-        let c = block(&[("abc", "15")], "x");
-        let d = block(&[("abc", "15")], "x");
-        assert!(
-            !same_blocks(&[c], &[d]),
-            "different messages with equal bytes"
-        );
-        let e = block(&[("abc", "015")], "x");
-        let f = Block {
-            msg: e.msg.clone(),
-            cursor: e.cursor.clone(),
-            ids: vec![(
-                std::rc::Rc::from("abc"),
-                Cursor::parse_client(b"15").unwrap(),
-            )],
-        };
-        assert!(!same_blocks(&[e], &[f]), "cursor text differs");
     }
 
     #[test]

@@ -1,0 +1,114 @@
+//! Delivery: turning storage's `Delivery` records into bytes on parked sockets, and the one
+//! entry point that applies a published message (queue it, then answer every listener that
+//! may see it), whatever the message's source.
+//!
+//! Structure: `ReplyCache` keeps the last reply body of a run with the blocks it was built
+//! from, so a fan-out serialises each distinct reply once.
+//! Uses: storage, transport, logging.
+
+use super::*;
+
+/// The body of the last reply of a delivery run, with the blocks it was built from.
+#[derive(Default)]
+pub(super) struct ReplyCache {
+    pub(super) shape: Option<(Transport, Vec<Block>)>,
+    pub(super) body: Vec<u8>,
+}
+
+/// `abc, def` for the `<- sending` log line (empty when debug logging is off).
+pub(super) fn join_ids(ids: &[Rc<str>]) -> String {
+    if !log::log_enabled!(Debug) {
+        return String::new();
+    }
+    ids.iter().map(|s| &**s).collect::<Vec<_>>().join(", ")
+}
+
+impl Reactor {
+    /// MAX_DATA_FOR_ID dropped the oldest messages of these queues: say so (a limit that
+    /// drops data is always logged; the original trims silently).
+    pub(super) fn log_trims(&mut self) {
+        if !log::log_enabled!(Debug) {
+            self.storage.clear_trims();
+            return;
+        }
+        for (id, n) in self.storage.take_trims() {
+            rlog!(
+                Debug,
+                self.storage.counts(),
+                "[{}] queue trimmed to MAX_DATA_FOR_ID={}: {} oldest message(s) dropped",
+                id,
+                self.limits.max_data_for_id,
+                n
+            );
+        }
+    }
+
+    /// Writes one delivery's body at once and queues its connection for closing. `out`
+    /// carries the previous reply between calls of one run: a fan-out gives most listeners
+    /// the same blocks, so their body is serialised once.
+    pub(super) fn send_delivery(&mut self, d: Delivery, ids_text: &str, out: &mut ReplyCache) {
+        let key = d.conn.key as usize;
+        // INVARIANT: a listener's connection outlives its registration.
+        debug_assert_eq!(self.id_of(key), Some(d.conn));
+        if self.id_of(key) != Some(d.conn) {
+            return;
+        }
+        let Some(transport) = self.conns.get(key).map(|c| c.transport) else {
+            return;
+        };
+        if out
+            .shape
+            .as_ref()
+            .is_none_or(|(t, p)| *t != transport || !transport::same_blocks(p, &d.blocks))
+        {
+            out.body.clear();
+            transport.encode(&d.blocks, &mut out.body);
+        }
+        let after = transport.after_delivery();
+        if let Some(c) = self.conns.get_mut(key) {
+            match after {
+                After::Close => c.state = State::Closing,
+            }
+        }
+        let done = self.write_or_close(key, &out.body);
+        rlog!(
+            Debug,
+            self.storage.counts(),
+            "<- sending {} responses ({} bytes) from [{}] (print=1, shutdown=1)",
+            d.blocks.len(),
+            out.body.len(),
+            ids_text
+        );
+        if done == Ok(true) && after == After::Close {
+            self.finish(key);
+        }
+        out.shape = Some((transport, d.blocks));
+    }
+
+    /// Applies one published message: queue it under its targets, then wake and answer
+    /// every listener that may see it. This is the one entry point for messages, whatever
+    /// their source.
+    pub fn apply_message(
+        &mut self,
+        now: Instant,
+        msg: Rc<Message>,
+        targets: Vec<(Cursor, ChannelId)>,
+        queued: impl FnOnce(crate::storage::Counts),
+    ) {
+        self.storage.push(now, &msg, &targets, &self.limits);
+        queued(self.storage.counts());
+        let ids: Vec<ChannelId> = targets.iter().map(|t| t.1).collect();
+        let mut run = self.storage.begin_delivery(ids, &self.limits);
+        self.log_trims();
+        // The ids list costs a pass over the listeners: only when it is logged.
+        let ids_text = if log::log_enabled!(Debug) {
+            join_ids(&self.storage.ids_with_data(&run))
+        } else {
+            String::new()
+        };
+        let mut cache = ReplyCache::default();
+        while let Some(d) = self.storage.next_delivery(&mut run) {
+            self.send_delivery(d, &ids_text, &mut cache);
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Timers and housekeeping: connection inactivity timeouts, OFFLINE_TIMEOUT and
+//! CLEAN_ID_AFTER expiries, deferred accepts, and giving memory back after a peak.
+//!
+//! Structure: no state of its own beyond `Reactor::closed_since_trim` / `last_trim`.
+//! Uses: timers, storage, sys, logging.
+
+use super::*;
+
+impl Reactor {
+    /// Gives memory back after a peak: once connections or channels are gone, shrink the
+    /// containers that keep their peak capacity and ask malloc to return free pages.
+    /// At most every 5 s and only after 1,000 frees, so a steady churn pays nothing
+    /// measurable.
+    pub(super) fn housekeeping(&mut self, now: Instant) {
+        const FREED: usize = 1_000;
+        const EVERY: Duration = Duration::from_secs(5);
+        if self.closed_since_trim + self.storage.freed_since_trim() < FREED
+            || now.duration_since(self.last_trim) < EVERY
+        {
+            return;
+        }
+        self.closed_since_trim = 0;
+        self.last_trim = now;
+        self.storage.shrink();
+        sys::shrink_slab(&mut self.conns);
+        self.timers.shrink();
+        sys::trim_heap();
+        rlog!(Debug, self.storage.counts(), "memory trimmed after a peak");
+    }
+
+    pub(super) fn expire(&mut self, now: Instant) {
+        self.housekeeping(now);
+        let more = std::mem::take(&mut self.accept_more);
+        if more || self.accept_paused_until.is_some_and(|t| t <= now) {
+            for i in 0..self.listeners.len() {
+                self.accept(ListenToken(i), now);
+            }
+        }
+        while let Some(id) = self.timers.pop_expired(now) {
+            let key = id.key as usize;
+            if self.id_of(key) != Some(id) {
+                continue;
+            }
+            if let Some(c) = self.conns.get_mut(key) {
+                c.timer = None;
+            }
+            let dropped = self
+                .conns
+                .get(key)
+                .and_then(|c| c.parsed.as_ref().map(|_| c.buf.len()));
+            rlog!(
+                Debug,
+                self.storage.counts(),
+                "{}: DEBUG: {}timeout",
+                self.who(key),
+                self.name_prefix(key)
+            );
+            if let Some(n) = dropped {
+                rlog!(
+                    Warn,
+                    self.storage.counts(),
+                    "{}: ERROR: IN_TIMEOUT reached before EOF, {} bytes dropped",
+                    self.who(key),
+                    n
+                );
+            }
+            self.close_now(key, now);
+        }
+        while let Some(e) = self.storage.expire_one(now) {
+            match e {
+                Expired::Offline(name) => {
+                    rlog!(Debug, self.storage.counts(), "[{}] is now offline", name);
+                    self.storage.record_offline(&name, &self.limits);
+                }
+                Expired::Cleaned(name) => {
+                    rlog!(
+                        Debug,
+                        self.storage.counts(),
+                        "[{}] cleaned, because no data is pushed within last {} seconds",
+                        name,
+                        self.cfg
+                            .values
+                            .get("CLEAN_ID_AFTER")
+                            .map(|v| v.to_perl_string())
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+}

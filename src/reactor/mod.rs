@@ -1,0 +1,358 @@
+//! The event loop: owns the poller, the listeners, the connection slab, storage and the
+//! timers; accepts, routes readiness, runs the WAIT and IN handlers, wakes parked
+//! connections after a push, expires timers and picks the poll timeout. It is the only
+//! place that registers sockets and the only place where sockets and storage meet.
+//!
+//! Edge-triggered rule (mio): every readable event is drained to WouldBlock, and WRITABLE
+//! interest is added only while a write tail is pending.
+//!
+//! Structure: `conns: Slab<Conn>` (token = slab key), listener tokens from `LISTENER_BASE`
+//! up; `closing` collects connections that got their final reply during this turn, closed
+//! after the handler that served them finished (so logs come in the original's order).
+//! Uses: everything below it.
+
+mod close;
+mod control;
+mod deliver;
+mod housekeeping;
+mod listen;
+mod publish;
+mod source;
+mod wait;
+
+use control::limits_of;
+use deliver::{join_ids, ReplyCache};
+use listen::{wanted_addrs, ListenToken, Listener};
+use source::Source;
+
+use crate::commands::{self, Command};
+use crate::config::perl::Value;
+use crate::config::{self, Config};
+use crate::conn::{Conn, Peer, State};
+use crate::cursor::{Cursor, CursorGen};
+use crate::http::{self, Head};
+use crate::ident::{self, Scan};
+use crate::in_line::{self, Parsed, Publication};
+use crate::logging;
+use crate::rlog;
+use crate::storage::{Block, Delivery, Expired, Limits, Message, Storage};
+use crate::sys::{self, SignalFd};
+use crate::timers::Timers;
+use crate::transport::{self, After, Transport};
+use crate::types::{ChannelId, ConnId, Line};
+use log::Level::{Debug, Info, Warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Tokens at and above this are listeners; below are connection slab keys.
+const LISTENER_BASE: usize = 1 << 40;
+/// The signalfd's token (just below the listeners).
+const SIGNAL: Token = Token(LISTENER_BASE - 1);
+/// How long a stopping worker lets IN requests already under way finish.
+const STOP_GRACE: Duration = Duration::from_millis(1500);
+/// Size of the one read buffer every connection reads through.
+const SCRATCH: usize = 64 * 1024;
+/// Longest poll sleep, so that coarse timers stay coarse but not stale.
+const MAX_POLL: Duration = Duration::from_secs(1);
+/// Pause after EMFILE/ENFILE before trying to accept again.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Connections one listener event accepts (and serves: see `add_conn`) before the loop
+/// turns to its other ready events; the rest follow in the next turn.
+const ACCEPT_BATCH: usize = 256;
+
+/// Why `run` returned.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGINT/SIGTERM: stopped gracefully.
+    Stop,
+    /// A reload changed an option that needs a fresh process (SU_USER, or an address that
+    /// could not be bound live): the supervisor starts a new worker, as the original does.
+    Restart,
+}
+
+/// Where the config came from, to load it again on SIGHUP.
+pub struct ConfigSource {
+    pub override_path: Option<std::path::PathBuf>,
+    pub install_dir: std::path::PathBuf,
+}
+
+pub struct Reactor {
+    poll: Poll,
+    listeners: Vec<Listener>,
+    conns: Slab<Conn>,
+    next_gen: u32,
+    storage: Storage,
+    timers: Timers<ConnId>,
+    cfg: Config,
+    limits: Limits,
+    cursors: CursorGen,
+    scratch: Vec<u8>,
+    closing: Vec<ConnId>,
+    accept_paused_until: Option<Instant>,
+    /// A listener stopped at ACCEPT_BATCH with connections still queued: accept again
+    /// after the other ready events (edge-triggered: no new edge would say so).
+    accept_more: bool,
+    last_accept_warn: Option<Instant>,
+    /// Connections closed since the last memory trim (see `housekeeping`).
+    closed_since_trim: usize,
+    last_trim: Instant,
+    source: Option<ConfigSource>,
+    /// Where accepted pushes go (see `source`).
+    msg_source: Source,
+    signals: Option<SignalFd>,
+    /// Set once SIGINT/SIGTERM arrived: the time by which the worker exits.
+    stop_by: Option<Instant>,
+}
+
+/// `WAIT: 1.2.3.4:5678` (or `?:?` when unknown), formatted only when logging.
+struct Who<'a> {
+    line: Line,
+    peer: Option<&'a Peer>,
+}
+
+impl fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.peer {
+            Some(a) => write!(f, "{}: {}", self.line.name(), a),
+            None => write!(f, "{}: ?:?", self.line.name()),
+        }
+    }
+}
+
+impl Reactor {
+    /// Binds every WAIT_ADDR and IN_ADDR (logging the real bound addresses).
+    pub fn new(cfg: Config) -> Result<Reactor, String> {
+        let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+        let mut r = Reactor {
+            poll,
+            listeners: Vec::new(),
+            conns: Slab::new(),
+            next_gen: 0,
+            storage: Storage::new(),
+            timers: Timers::new(),
+            limits: limits_of(&cfg),
+            cfg,
+            cursors: CursorGen::new(),
+            scratch: vec![0; SCRATCH],
+            closing: Vec::new(),
+            accept_paused_until: None,
+            accept_more: false,
+            last_accept_warn: None,
+            closed_since_trim: 0,
+            last_trim: Instant::now(),
+            source: None,
+            msg_source: Source::Local,
+            signals: None,
+            stop_by: None,
+        };
+        let addrs = wanted_addrs(&r.cfg);
+        r.listeners = r.bind_all(Vec::new(), &addrs)?;
+        Ok(r)
+    }
+
+    /// Runs until stopped by a signal, a restart is needed, or a fatal poll error.
+    pub fn run(&mut self) -> io::Result<Exit> {
+        let mut events = Events::with_capacity(1024);
+        // (token, readable, writable, peer closed or error)
+        let mut ready: Vec<(Token, bool, bool, bool)> = Vec::with_capacity(1024);
+        let mut poll_errors = 0u32;
+        loop {
+            let timeout = self.poll_timeout(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                poll_errors += 1;
+                log::error!("poll failed: {e}");
+                if poll_errors > 100 {
+                    return Err(e);
+                }
+                continue;
+            }
+            poll_errors = 0;
+            ready.clear();
+            ready.extend(events.iter().map(|e| {
+                let closed = e.is_read_closed() || e.is_error();
+                (
+                    e.token(),
+                    e.is_readable() || closed,
+                    e.is_writable() || e.is_write_closed(),
+                    closed,
+                )
+            }));
+            for &(token, readable, writable, closed) in &ready {
+                let now = Instant::now();
+                if token == SIGNAL {
+                    if let Some(exit) = self.on_signals(now) {
+                        return Ok(exit);
+                    }
+                    continue;
+                }
+                match token.0.checked_sub(LISTENER_BASE) {
+                    Some(i) => self.accept(ListenToken(i), now),
+                    None => self.on_event(token.0, readable, writable, closed, now),
+                }
+                self.close_deferred(now);
+            }
+            let now = Instant::now();
+            self.expire(now);
+            self.close_deferred(now);
+            if let Some(by) = self.stop_by {
+                if self.conns.is_empty() || now >= by {
+                    let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                    for k in keys {
+                        self.close_now(k, now);
+                    }
+                    return Ok(Exit::Stop);
+                }
+            }
+        }
+    }
+
+    // ----- signals ----------------------------------------------------------------------
+
+    fn poll_timeout(&self, now: Instant) -> Duration {
+        let next = [
+            self.timers.next_deadline(),
+            self.storage.next_deadline(),
+            self.accept_paused_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match next {
+            _ if self.accept_more => Duration::ZERO,
+            Some(t) => t.saturating_duration_since(now).min(MAX_POLL),
+            None => MAX_POLL,
+        }
+    }
+
+    // ----- accept -----------------------------------------------------------------------
+
+    // ----- connection events ------------------------------------------------------------
+
+    fn on_event(&mut self, key: usize, readable: bool, writable: bool, closed: bool, now: Instant) {
+        if writable {
+            self.on_writable(key);
+        }
+        if readable {
+            self.on_readable(key, closed, now);
+        }
+    }
+
+    fn id_of(&self, key: usize) -> Option<ConnId> {
+        self.conns.get(key).map(|c| ConnId {
+            key: key as u32,
+            gen: c.gen,
+        })
+    }
+
+    fn who(&self, key: usize) -> Who<'_> {
+        match self.conns.get(key) {
+            Some(c) => Who {
+                line: c.line,
+                peer: Some(&c.peer),
+            },
+            None => Who {
+                line: Line::Wait,
+                peer: None,
+            },
+        }
+    }
+
+    /// `[name] ` for registered WAIT connections, as the original prefixes their lines.
+    fn name_prefix(&self, key: usize) -> String {
+        match self.conns.get(key).and_then(|c| c.listener) {
+            Some(l) => format!("[{}] ", self.storage.listener_name(l)),
+            None => String::new(),
+        }
+    }
+
+    fn on_writable(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        match c.flush() {
+            Ok(true) => {
+                let _ =
+                    self.poll
+                        .registry()
+                        .reregister(&mut c.sock, Token(key), Interest::READABLE);
+                if c.state == State::Closing {
+                    self.finish(key);
+                }
+            }
+            Ok(false) => {}
+            Err(_) => self.defer_close(key),
+        }
+    }
+
+    fn on_readable(&mut self, key: usize, closed: bool, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let line = c.line;
+        // Compat: the original appends everything one event reads and only then checks the
+        // limit, so a marker within that read still counts. Keep up to one scratch buffer
+        // past the limit (bounded memory), then let the handler report the overflow.
+        let keep_max = match line {
+            Line::Wait => self.cfg.wait_maxlen,
+            Line::In => self.cfg.in_maxlen,
+        }
+        .saturating_add(SCRATCH);
+        let r = c.read_all(&mut self.scratch, keep_max, closed);
+        if r.bytes > 0 {
+            let id = ConnId {
+                key: key as u32,
+                gen: c.gen,
+            };
+            // The inactivity timeout counts from the last byte received.
+            if let Some(t) = c.timer.take() {
+                self.timers.cancel(t);
+                let d = match line {
+                    Line::Wait => self.cfg.wait_timeout,
+                    Line::In => self.cfg.in_timeout,
+                };
+                c.timer = d.map(|d| self.timers.arm(now, d, id));
+            }
+            rlog!(
+                Debug,
+                self.storage.counts(),
+                "{}: DEBUG: {}read {} bytes",
+                self.who(key),
+                self.name_prefix(key),
+                r.bytes
+            );
+            match line {
+                Line::Wait => self.on_wait_data(key, r.bytes, now),
+                Line::In => self.on_in_data(key),
+            }
+        }
+        if r.eof && self.conns.contains(key) {
+            if line == Line::In {
+                self.on_in_eof(key, now);
+            }
+            // A final reply still being written (a large ONLINE answer to a publisher that
+            // half-closed) is finished by on_writable; anything else closes now.
+            let flushing = self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.state == State::Closing && c.out.is_some());
+            if !flushing {
+                self.close_now(key, now);
+            }
+        }
+    }
+
+    // ----- WAIT line --------------------------------------------------------------------
+
+    // ----- IN line ----------------------------------------------------------------------
+
+    // ----- timers -----------------------------------------------------------------------
+}

@@ -1,0 +1,197 @@
+//! A WAIT request from its first byte to parked or answered: CORS, the identifier marker,
+//! the IFRAME/SCRIPT static replies, overflow, and registration (header block, storage
+//! subscriptions, then anything already pending).
+//!
+//! Structure: works on `Conn::buf` while the connection is `Reading`; registration frees the
+//! buffer and leaves a `Parked` connection holding only its storage listener.
+//! Uses: http, ident, cursor, storage, transport, config.
+
+use super::*;
+
+impl Reactor {
+    pub(super) fn on_wait_data(&mut self, key: usize, last_read: usize, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.state != State::Reading {
+            return;
+        }
+        // CORS (only when configured, so the original's bytes stay the default): an HTTP
+        // request is acted on once its head is complete, to know its Origin.
+        let mut cors: Option<Vec<u8>> = None;
+        if !self.cfg.allowed_origins.is_empty() {
+            match http::parse_head(&c.buf) {
+                Head::Partial => {
+                    if c.buf.len() > self.cfg.wait_maxlen {
+                        self.wait_overflow(key, last_read, now);
+                    }
+                    return;
+                }
+                Head::NotHttp => {}
+                Head::Complete {
+                    method,
+                    origin,
+                    request_headers,
+                } => {
+                    let allowed = origin
+                        .filter(|o| http::origin_allowed(o, &self.cfg.allowed_origins))
+                        .map(<[u8]>::to_vec);
+                    if method.eq_ignore_ascii_case("OPTIONS") {
+                        let reply = match &allowed {
+                            Some(o) => http::preflight(o, request_headers),
+                            None => b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".to_vec(),
+                        };
+                        rlog!(
+                            Debug,
+                            self.storage.counts(),
+                            "{}: DEBUG: CORS preflight ({})",
+                            self.who(key),
+                            if allowed.is_some() {
+                                "allowed"
+                            } else {
+                                "refused"
+                            }
+                        );
+                        self.reply_and_close(key, &reply);
+                        return;
+                    }
+                    cors = allowed;
+                }
+            }
+        }
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        let m = match ident::scan(&c.buf, self.cfg.identifier.as_bytes(), c.scan_from as usize) {
+            Scan::NotYet { resume } => {
+                c.scan_from = u32::try_from(resume).unwrap_or(0);
+                if c.buf.len() > self.cfg.wait_maxlen {
+                    self.wait_overflow(key, last_read, now);
+                }
+                return;
+            }
+            Scan::Found(m) => m,
+        };
+        // The first pair's id (whatever its cursor) selects the static replies.
+        let first = ident::items(m.list).next().map(|it| it.id);
+        let what = match first {
+            None => None,
+            Some(id) if id == self.cfg.iframe_id.as_bytes() => Some("IFRAME"),
+            Some(id) if id == self.cfg.script_id.as_bytes() => Some("SCRIPT"),
+            Some(_) => {
+                // Interned straight from the request bytes (ids are ASCII word characters).
+                let mut gen_now: Option<Cursor> = None;
+                let mut pairs: Vec<(Cursor, ChannelId)> = Vec::new();
+                // Compat: the Perl original listens to `*id` items on WAIT like plain ids.
+                for it in ident::items(m.list) {
+                    let cursor = match it.cursor.and_then(Cursor::parse_client) {
+                        Some(c) => c,
+                        None => gen_now
+                            .get_or_insert_with(|| self.cursors.next(SystemTime::now()))
+                            .clone(),
+                    };
+                    let name = std::str::from_utf8(it.id).unwrap_or_default();
+                    pairs.push((cursor, self.storage.intern(name)));
+                }
+                self.register(key, pairs, cors);
+                return;
+            }
+        };
+        let Some(what) = what else {
+            rlog!(
+                Debug,
+                self.storage.counts(),
+                "{}: ERROR: Empty identifier passed",
+                self.who(key)
+            );
+            self.close_now(key, now);
+            return;
+        };
+        let reply = if what == "IFRAME" {
+            self.cfg.iframe_reply.clone()
+        } else {
+            self.cfg.script_reply.clone()
+        };
+        rlog!(
+            Debug,
+            self.storage.counts(),
+            "{}: DEBUG: {} marker received, sending content",
+            self.who(key),
+            what
+        );
+        // The static files are cacheable (Expires 2037): with CORS configured, a copy
+        // fetched without Origin must not be reused for a CORS request, so they always
+        // vary on Origin.
+        let reply = match &cors {
+            Some(o) => http::with_headers(&reply, &http::cors_headers(o)),
+            None if !self.cfg.allowed_origins.is_empty() => {
+                http::with_headers(&reply, b"Vary: Origin\r\n")
+            }
+            None => reply.to_vec(),
+        };
+        self.reply_and_close(key, &reply);
+    }
+
+    /// More than WAIT_MAXLEN bytes and no marker: close without a reply.
+    pub(super) fn wait_overflow(&mut self, key: usize, last_read: usize, now: Instant) {
+        // Compat: Perl reports the size of the last read here.
+        rlog!(
+            Debug,
+            self.storage.counts(),
+            "{}: ERROR: overflow (received {} bytes total)",
+            self.who(key),
+            last_read
+        );
+        self.close_now(key, now);
+    }
+
+    /// Registration (spec 4.3): header block, subscriptions, presence, then delivery of
+    /// anything already pending.
+    pub(super) fn register(
+        &mut self,
+        key: usize,
+        pairs: Vec<(Cursor, ChannelId)>,
+        cors: Option<Vec<u8>>,
+    ) {
+        let Some(id) = self.id_of(key) else {
+            self.storage.forget_unused(pairs.iter().map(|p| p.1));
+            return;
+        };
+        let Some(transport) = self.conns.get(key).map(|c| c.transport) else {
+            self.storage.forget_unused(pairs.iter().map(|p| p.1));
+            return;
+        };
+        let header = transport.head(&self.cfg, cors.as_deref());
+        let Some(c) = self.conns.get_mut(key) else {
+            self.storage.forget_unused(pairs.iter().map(|p| p.1));
+            return;
+        };
+        // The request buffer is not needed any more: free it (the parked socket's
+        // footprint is its slab entry and subscriptions only).
+        c.buf = Vec::new();
+        c.scan_from = 0;
+        c.state = State::Parked;
+        if self.write_or_close(key, &header).is_err() {
+            // The ids were interned for this request: drop the ones nothing else holds.
+            self.storage.forget_unused(pairs.iter().map(|p| p.1));
+            return;
+        }
+        let l = self.storage.register(id, pairs, &self.limits);
+        if let Some(c) = self.conns.get_mut(key) {
+            c.listener = Some(l);
+        }
+        rlog!(
+            Debug,
+            self.storage.counts(),
+            "{}: DEBUG: {}registered",
+            self.who(key),
+            self.name_prefix(key)
+        );
+        let delivery = self.storage.deliver_to_new(l, &self.limits);
+        self.log_trims();
+        if let Some((d, ids)) = delivery {
+            let ids_text = join_ids(&ids);
+            self.send_delivery(d, &ids_text, &mut ReplyCache::default());
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The transport seam: what a parked listener is sent when data arrives, and whether its
+//! connection stays open afterwards. Each transport is one file; the reactor only asks the
+//! connection's `Transport` for its bytes and its verdict, so adding one (SSE, WebSocket)
+//! is a new file and a new variant here, not edits across the loop.
+//!
+//! Structure: `Transport` is a one-byte tag kept on every WAIT connection. `head` gives the
+//! bytes written at registration, `encode` serialises a delivery's blocks, `after_delivery`
+//! says whether the connection closes. Equal block lists (`same_blocks`) serialise to equal
+//! bytes, so a fan-out encodes each distinct reply once per transport.
+//! Uses: storage (Block), config, http.
+
+pub mod longpoll;
+
+use crate::config::Config;
+use crate::storage::Block;
+use std::rc::Rc;
+
+/// How a WAIT connection receives its messages.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// The original's: one reply, then close (the client reconnects with its cursors).
+    #[default]
+    LongPoll,
+}
+
+/// What happens to a connection once a delivery has been written to it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum After {
+    /// The reply was final: shut the connection down once it is flushed. (The streaming
+    /// transports will add `Stay`: the connection remains parked for the next messages.)
+    Close,
+}
+
+impl Transport {
+    /// The bytes written when the listener registers, before any data: the configured
+    /// header block, with CORS headers for an allowed origin.
+    pub fn head(self, cfg: &Config, cors: Option<&[u8]>) -> Rc<[u8]> {
+        match self {
+            Transport::LongPoll => match cors {
+                Some(o) => Rc::from(crate::http::with_headers(
+                    &cfg.wait_header,
+                    &crate::http::cors_headers(o),
+                )),
+                None => cfg.wait_header.clone(),
+            },
+        }
+    }
+
+    /// Appends the bytes that deliver `blocks` to `out`.
+    pub fn encode(self, blocks: &[Block], out: &mut Vec<u8>) {
+        match self {
+            Transport::LongPoll => longpoll::body(blocks, out),
+        }
+    }
+
+    /// Whether the connection closes after a delivery.
+    pub fn after_delivery(self) -> After {
+        match self {
+            Transport::LongPoll => After::Close,
+        }
+    }
+}
+
+/// Whether two block lists serialise to the same bytes (same messages, ids and cursors).
+pub fn same_blocks(a: &[Block], b: &[Block]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            std::rc::Rc::ptr_eq(&x.msg, &y.msg)
+                && x.ids.len() == y.ids.len()
+                && x.ids
+                    .iter()
+                    .zip(&y.ids)
+                    .all(|((n1, c1), (n2, c2))| n1 == n2 && c1.same_text(c2))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cursor::Cursor;
+    use crate::storage::Message;
+
+    fn block(ids: &[(&str, &str)], data: &str) -> Block {
+        let c = |s: &str| Cursor::parse_client(s.as_bytes()).unwrap();
+        Block {
+            msg: Rc::new(Message {
+                data: data.as_bytes().into(),
+                limiters: Box::new([]),
+            }),
+            cursor: c(ids[0].1),
+            ids: ids.iter().map(|(n, s)| (Rc::from(*n), c(s))).collect(),
+        }
+    }
+
+    #[test]
+    fn same_blocks_compares_messages_ids_and_cursor_text() {
+        let a = block(&[("abc", "15")], "x");
+        let b = Block {
+            msg: a.msg.clone(),
+            cursor: a.cursor.clone(),
+            ids: a.ids.clone(),
+        };
+        assert!(same_blocks(&[a], &[b]));
+        let c = block(&[("abc", "15")], "x");
+        let d = block(&[("abc", "15")], "x");
+        assert!(
+            !same_blocks(&[c], &[d]),
+            "different messages with equal bytes"
+        );
+        let e = block(&[("abc", "015")], "x");
+        let f = Block {
+            msg: e.msg.clone(),
+            cursor: e.cursor.clone(),
+            ids: vec![(
+                std::rc::Rc::from("abc"),
+                Cursor::parse_client(b"15").unwrap(),
+            )],
+        };
+        assert!(!same_blocks(&[e], &[f]), "cursor text differs");
+    }
+}
