@@ -55,6 +55,8 @@ pub enum State {
     Reading,
     /// WAIT: registered and waiting for data; input is read and thrown away.
     Parked,
+    /// IN: the request went over IN_MAXLEN: read to EOF and throw it away, then reply 413.
+    Draining,
     /// A final reply is queued; close once it is flushed.
     Closing,
 }

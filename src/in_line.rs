@@ -108,6 +108,26 @@ pub fn body_of(buf: &[u8]) -> Option<&[u8]> {
     None
 }
 
+/// Whether a body is empty or whitespace only (nothing a listener could parse).
+pub fn is_blank(body: &[u8]) -> bool {
+    body.iter()
+        .all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C))
+}
+
+/// The reply to a push over IN_MAXLEN (in the style of the 403 replies, so the original
+/// PHP API, which raises on any status but 200, raises).
+pub fn too_large(in_maxlen: usize) -> Vec<u8> {
+    let body = format!(
+        "Request too large: the push exceeds IN_MAXLEN ({in_maxlen} bytes) and was not pushed\n"
+    );
+    format!(
+        "HTTP/1.0 413 Request Entity Too Large\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{}",
+        body.len(),
+        body
+    )
+    .into_bytes()
+}
+
 /// `HTTP/1.0 403 Access Deined` with the reason as body.
 pub fn forbidden(err: &AuthError) -> Vec<u8> {
     let body = format!("{err}\n");

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod commands;
 pub mod config;
 pub mod conn;
+pub mod counters;
 pub mod cursor;
 pub mod http;
 pub mod httpdate;

@@ -26,6 +26,25 @@ pub fn raise_nofile_limit() -> u64 {
     }
 }
 
+/// The soft RLIMIT_NOFILE (u64::MAX when it cannot be read or is unlimited).
+pub fn nofile_limit() -> u64 {
+    // SAFETY: getrlimit only writes the struct we own.
+    unsafe {
+        let mut rl: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return u64::MAX;
+        }
+        rl.rlim_cur
+    }
+}
+
+/// How many descriptors this process has open (None when /proc cannot tell).
+pub fn open_fds() -> Option<u64> {
+    // The directory listing holds one descriptor of its own while it is read.
+    let n = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    Some(n.saturating_sub(1))
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

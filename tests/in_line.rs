@@ -90,7 +90,8 @@ fn overflow_drops_the_message() {
     let mut raw = b"X-Realplexor: identifier=abc\r\n\r\n\"".to_vec();
     raw.extend_from_slice(&[b'x'; 200]);
     raw.push(b'"');
-    assert_eq!(show(&s.push(&raw)), "");
+    // Issue 18 #1: the publisher is told (it used to see a clean EOF, as for a success).
+    assert!(show(&s.push(&raw)).starts_with("HTTP/1.0 413 Request Entity Too Large\r\n"));
     s.wait_log(is_in_overflow, LOG_TIMEOUT);
     s.wait_in_closed(1);
     assert!(

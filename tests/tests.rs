@@ -25,6 +25,7 @@ mod auth;
 mod commands;
 mod cors;
 mod delivery;
+mod first_week;
 mod hardening;
 mod in_line;
 mod loadtest;

@@ -158,6 +158,7 @@ impl Reactor {
                 }
             }
         }
+        self.count_base_fds();
         logging::set_verbosity(new.verbosity);
         self.limits = limits_of(&new);
         self.cfg = new;

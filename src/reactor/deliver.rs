@@ -71,6 +71,7 @@ impl Reactor {
             }
         }
         let done = self.write_or_close(key, &out.body);
+        self.counters.deliveries += 1;
         rlog!(
             Debug,
             self.storage.counts(),
@@ -96,6 +97,7 @@ impl Reactor {
         queued: impl FnOnce(crate::storage::Counts),
     ) {
         self.storage.push(now, &msg, &targets, &self.limits);
+        self.counters.pushes += 1;
         queued(self.storage.counts());
         let ids: Vec<ChannelId> = targets.iter().map(|t| t.1).collect();
         let mut run = self.storage.begin_delivery(ids, &self.limits);

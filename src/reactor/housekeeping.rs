@@ -31,7 +31,11 @@ impl Reactor {
     pub(super) fn expire(&mut self, now: Instant) {
         self.housekeeping(now);
         let more = std::mem::take(&mut self.accept_more);
-        if more || self.accept_paused_until.is_some_and(|t| t <= now) {
+        let wait_resumes = self.wait_paused_until.is_some_and(|t| t <= now);
+        if wait_resumes {
+            self.wait_paused_until = None;
+        }
+        if more || wait_resumes || self.accept_paused_until.is_some_and(|t| t <= now) {
             for i in 0..self.listeners.len() {
                 self.accept(ListenToken(i), now);
             }
@@ -63,6 +67,7 @@ impl Reactor {
                     self.who(key),
                     n
                 );
+                self.counters.dropped(Drop::InTimeout);
             }
             self.close_now(key, now);
         }

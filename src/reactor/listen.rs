@@ -119,6 +119,10 @@ impl Reactor {
             return;
         }
         self.accept_paused_until = None;
+        let wait_line = self.listeners.get(which.0).map(|l| l.line) == Some(Line::Wait);
+        if wait_line && self.wait_paused_until.is_some_and(|t| t > now) {
+            return;
+        }
         let mut accepted = 0;
         loop {
             if accepted == ACCEPT_BATCH {
@@ -129,6 +133,15 @@ impl Reactor {
                 return;
             };
             let line = l.line;
+            if line == Line::Wait && self.in_reserve() {
+                // Browsers may not take the descriptors kept for publishers: leave them in
+                // the kernel's queue and stop accepting on WAIT for a moment.
+                self.pause_wait(now);
+                return;
+            }
+            let Some(l) = self.listeners.get(which.0) else {
+                return;
+            };
             match l.sock.accept() {
                 Ok((sock, peer)) => {
                     accepted += 1;
@@ -139,6 +152,7 @@ impl Reactor {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
                     // Out of descriptors: stop accepting for a moment instead of spinning.
                     self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                    self.counters.accept_paused += 1;
                     if self
                         .last_accept_warn
                         .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
@@ -157,6 +171,33 @@ impl Reactor {
                     continue;
                 }
             }
+        }
+    }
+
+    /// Whether one more connection would take a descriptor of the reserve kept for the IN
+    /// line (counted: the descriptors open when the loop started, plus one per connection).
+    fn in_reserve(&self) -> bool {
+        let open = self.fd_base.saturating_add(self.conns.len() as u64);
+        open.saturating_add(1) > self.fd_limit.saturating_sub(self.fd_reserve)
+    }
+
+    /// Stops accepting WAIT connections for ACCEPT_PAUSE (the reserve is reached).
+    fn pause_wait(&mut self, now: Instant) {
+        self.wait_paused_until = Some(now + ACCEPT_PAUSE);
+        self.counters.accept_paused += 1;
+        if self
+            .last_accept_warn
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.last_accept_warn = Some(now);
+            rlog!(
+                Warn,
+                self.storage.counts(),
+                "WAIT: descriptor reserve reached ({} of {} in use; the last {} are kept for the IN line); pausing new WAIT connections",
+                self.fd_base.saturating_add(self.conns.len() as u64),
+                self.fd_limit,
+                self.fd_reserve
+            );
         }
     }
 

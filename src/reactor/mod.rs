@@ -29,6 +29,7 @@ use crate::commands::{self, Command};
 use crate::config::perl::Value;
 use crate::config::{self, Config};
 use crate::conn::{Conn, Peer, State};
+use crate::counters::{Counters, Drop};
 use crate::cursor::{Cursor, CursorGen};
 use crate::http::{self, Head};
 use crate::ident::{self, Scan};
@@ -66,6 +67,11 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// turns to its other ready events; the rest follow in the next turn.
 const ACCEPT_BATCH: usize = 256;
 
+/// Descriptors kept for the IN line: 1/50 of the limit, at least 8 and at most 256.
+fn fd_reserve(limit: u64) -> u64 {
+    (limit / 50).clamp(8, 256)
+}
+
 /// Why `run` returned.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -95,6 +101,14 @@ pub struct Reactor {
     scratch: Vec<u8>,
     closing: Vec<ConnId>,
     accept_paused_until: Option<Instant>,
+    /// WAIT accepts stopped until then: the descriptor reserve for the IN line is reached.
+    wait_paused_until: Option<Instant>,
+    /// RLIMIT_NOFILE, and how many descriptors below it only the IN line may take, so a
+    /// flood of browsers never locks publishers out.
+    fd_limit: u64,
+    fd_reserve: u64,
+    /// Descriptors open besides connections (listeners, poller, signals, stdio, logs).
+    fd_base: u64,
     /// A listener stopped at ACCEPT_BATCH with connections still queued: accept again
     /// after the other ready events (edge-triggered: no new edge would say so).
     accept_more: bool,
@@ -103,6 +117,7 @@ pub struct Reactor {
     closed_since_trim: usize,
     last_trim: Instant,
     source: Option<ConfigSource>,
+    counters: Counters,
     /// Where accepted pushes go (see `source`).
     msg_source: Source,
     signals: Option<SignalFd>,
@@ -129,6 +144,7 @@ impl Reactor {
     /// Binds every WAIT_ADDR and IN_ADDR (logging the real bound addresses).
     pub fn new(cfg: Config) -> Result<Reactor, String> {
         let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+        let fd_limit = sys::nofile_limit();
         let mut r = Reactor {
             poll,
             listeners: Vec::new(),
@@ -142,12 +158,17 @@ impl Reactor {
             scratch: vec![0; SCRATCH],
             closing: Vec::new(),
             accept_paused_until: None,
+            wait_paused_until: None,
+            fd_limit,
+            fd_reserve: fd_reserve(fd_limit),
+            fd_base: 0,
             accept_more: false,
             last_accept_warn: None,
             closed_since_trim: 0,
             last_trim: Instant::now(),
             source: None,
             msg_source: Source::Local,
+            counters: Counters::default(),
             signals: None,
             stop_by: None,
         };
@@ -158,6 +179,7 @@ impl Reactor {
 
     /// Runs until stopped by a signal, a restart is needed, or a fatal poll error.
     pub fn run(&mut self) -> io::Result<Exit> {
+        self.count_base_fds();
         let mut events = Events::with_capacity(1024);
         // (token, readable, writable, peer closed or error)
         let mut ready: Vec<(Token, bool, bool, bool)> = Vec::with_capacity(1024);
@@ -217,11 +239,20 @@ impl Reactor {
 
     // ----- signals ----------------------------------------------------------------------
 
+    /// Counts the descriptors open besides connections (see `in_reserve`).
+    fn count_base_fds(&mut self) {
+        let conns = self.conns.len() as u64;
+        self.fd_base = sys::open_fds()
+            .map(|n| n.saturating_sub(conns))
+            .unwrap_or(self.listeners.len() as u64 + 8);
+    }
+
     fn poll_timeout(&self, now: Instant) -> Duration {
         let next = [
             self.timers.next_deadline(),
             self.storage.next_deadline(),
             self.accept_paused_until,
+            self.wait_paused_until,
         ]
         .into_iter()
         .flatten()

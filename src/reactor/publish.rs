@@ -43,7 +43,10 @@ impl Reactor {
             return;
         }
         if c.buf.len() > self.cfg.in_maxlen {
-            // Spec 13.1 #4: unlike the original, an overflowing request is not pushed.
+            // Spec 13.1 #4: unlike the original, an overflowing request is not pushed, and
+            // the publisher is told: the rest of its request is read and thrown away, then
+            // a 413 answers it at EOF (a reply sent while it still writes could be lost to
+            // a reset).
             rlog!(
                 Debug,
                 self.storage.counts(),
@@ -51,12 +54,12 @@ impl Reactor {
                 self.who(key),
                 c.buf.len()
             );
+            self.counters.dropped(Drop::Overflow);
             if let Some(c) = self.conns.get_mut(key) {
                 c.parsed = None;
                 c.buf = Vec::new();
-                c.state = State::Closing;
+                c.state = State::Draining;
             }
-            self.finish(key);
         }
     }
 
@@ -88,6 +91,11 @@ impl Reactor {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
+        if c.state == State::Draining {
+            let reply = in_line::too_large(self.cfg.in_maxlen);
+            self.reply_and_close(key, &reply);
+            return;
+        }
         if c.state != State::Reading {
             return;
         }
@@ -105,8 +113,9 @@ impl Reactor {
             ..
         } = *parsed;
         let buf = std::mem::take(&mut c.buf);
-        let Some(body) = in_line::body_of(&buf).filter(|b| !b.is_empty()) else {
-            // Spec 13.1 #3: an empty body is ignored like a missing one.
+        let Some(body) = in_line::body_of(&buf).filter(|b| !in_line::is_blank(b)) else {
+            // Spec 13.1 #3: an empty body (or one of whitespace only, which would make the
+            // reply invalid JSON) is ignored like a missing one.
             rlog!(
                 Debug,
                 self.storage.counts(),

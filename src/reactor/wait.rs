@@ -72,6 +72,16 @@ impl Reactor {
             }
             Scan::Found(m) => m,
         };
+        // WAIT_MAXLEN bounds the request up to the end of its id list, however TCP split it
+        // (a list found in one large read used to pass; the same bytes in two reads did
+        // not). It also bounds what one anonymous connection can subscribe to.
+        let list_end = (m.list.as_ptr() as usize)
+            .saturating_sub(c.buf.as_ptr() as usize)
+            .saturating_add(m.list.len());
+        if list_end > self.cfg.wait_maxlen {
+            self.wait_overflow(key, last_read, now);
+            return;
+        }
         // The first pair's id (whatever its cursor) selects the static replies.
         let first = ident::items(m.list).next().map(|it| it.id);
         let what = match first {
