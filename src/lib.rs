@@ -17,6 +17,8 @@
 //! - `config` (+ `config::perl`): the Perl-syntax config files; `auth`: the users file.
 //! - `timers`: O(1) deadline queues; `logging`: the original's log format;
 //!   `httpdate`: date formats; `sys`: process-level libc glue; `types`: vocabulary.
+//!
+//! Comments cite the protocol as `spec N.N`: sections of docs/protocol.md (appendix C there).
 
 pub mod auth;
 pub mod commands;

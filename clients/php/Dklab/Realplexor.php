@@ -224,14 +224,25 @@ class Dklab_Realplexor
         }
         try {
             stream_set_timeout($f, (int)$this->_timeout, (int)(fmod($this->_timeout, 1) * 1000000));
+            $writeError = null;
             for ($done = 0; $done < strlen($request); $done += $n) {
                 $n = @fwrite($f, substr($request, $done));
                 if (!$n) {
-                    throw new Dklab_Realplexor_Exception($this->_lastError("Cannot write to the IN line"));
+                    $writeError = $this->_lastError("Cannot write to the IN line");
+                    break;
                 }
             }
-            if (!@stream_socket_shutdown($f, STREAM_SHUT_WR)) {
-                throw new Dklab_Realplexor_Exception($this->_lastError("Cannot shut down the IN connection"));
+            if ($writeError === null && !@stream_socket_shutdown($f, STREAM_SHUT_WR)) {
+                $writeError = $this->_lastError("Cannot shut down the IN connection");
+            }
+            if ($writeError !== null) {
+                // The server may answer (413 over IN_MAXLEN) and close before it has
+                // read everything: report its answer rather than the broken write.
+                $reply = (string)@stream_get_contents($f);
+                if ($reply === "") {
+                    throw new Dklab_Realplexor_Exception($writeError);
+                }
+                return $this->_parseReply($reply, strlen($request));
             }
             $reply = "";
             while (!feof($f)) {
@@ -248,7 +259,14 @@ class Dklab_Realplexor
         } finally {
             @fclose($f);
         }
+        return $this->_parseReply($reply, strlen($request));
+    }
 
+    /**
+     * The body of a reply to an IN request of $sent bytes ("" for an empty reply).
+     */
+    private function _parseReply($reply, $sent)
+    {
         if ($reply === "") {
             return $reply;
         }
@@ -258,8 +276,12 @@ class Dklab_Realplexor
         if (!preg_match('{^HTTP/[\d.]+ \s+ ((\d+) [^\r\n]*)}six', $headers, $m)) {
             throw new Dklab_Realplexor_Exception("Non-HTTP response received:\n" . $reply);
         }
+        if ($m[2] == 413) {
+            throw new Dklab_Realplexor_Exception("Request failed: " . $m[1]
+                . ": message too large for the server's IN_MAXLEN ($sent bytes sent)\n" . $payload, 413);
+        }
         if ($m[2] != 200) {
-            throw new Dklab_Realplexor_Exception("Request failed: " . $m[1] . "\n" . $payload);
+            throw new Dklab_Realplexor_Exception("Request failed: " . $m[1] . "\n" . $payload, (int)$m[2]);
         }
         if (!preg_match('/^Content-Length: \s* (\d+)/mix', $headers, $m)) {
             throw new Dklab_Realplexor_Exception("No Content-Length header in response headers:\n" . $headers);
@@ -278,7 +300,8 @@ class Dklab_Realplexor
 }
 
 /**
- * Every error of Dklab_Realplexor.
+ * Every error of Dklab_Realplexor. When the server refused the request,
+ * getCode() is its HTTP status (403 bad login, 413 over IN_MAXLEN).
  */
 class Dklab_Realplexor_Exception extends Exception
 {

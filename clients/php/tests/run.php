@@ -134,6 +134,48 @@ function loginConf(TestServer $dummy = null)
     return "\$CONFIG{USERS_FILE} = '$file';\n";
 }
 
+/**
+ * A one-shot fake IN line in a child process: it answers $reply once the
+ * request is read to EOF, or with $answerAfter as soon as that many bytes
+ * have arrived (closing with the rest unread, as the server does past
+ * IN_MAXLEN). Returns array(port, process).
+ */
+function fakeInLine($reply, $answerAfter = 0)
+{
+    $code = '$srv = stream_socket_server("tcp://127.0.0.1:0");'
+        . 'echo substr(strrchr(stream_socket_get_name($srv, false), ":"), 1), "\n";'
+        . '$c = stream_socket_accept($srv, 10);'
+        . 'stream_set_timeout($c, 5);'
+        . '$limit = (int)$argv[2]; $got = 0;'
+        . 'while (!$limit || $got < $limit) {'
+        . '  $chunk = fread($c, 65536);'
+        . '  if ($chunk === "" || $chunk === false) { break; }'
+        . '  $got += strlen($chunk);'
+        . '}'
+        . 'fwrite($c, base64_decode($argv[1]));'
+        . 'fclose($c);';
+    $proc = proc_open(array(PHP_BINARY, "-r", $code, base64_encode($reply), (string)$answerAfter),
+        array(0 => array("file", "/dev/null", "r"), 1 => array("pipe", "w"), 2 => STDERR), $pipes);
+    $port = (int)trim((string)fgets($pipes[1]));
+    fclose($pipes[1]);
+    check($port > 0, "fake IN line started");
+    return array($port, $proc);
+}
+
+$TOO_LARGE = "HTTP/1.0 413 Request Entity Too Large\r\nContent-Type: text/plain\r\n"
+    . "Content-Length: 24\r\n\r\nmore than IN_MAXLEN=100\n";
+
+/** The exception $fn throws (a Dklab_Realplexor_Exception), or a failure. */
+function caught($fn)
+{
+    try {
+        $fn();
+    } catch (Dklab_Realplexor_Exception $e) {
+        return $e;
+    }
+    throw new Exception("no exception");
+}
+
 $tests = array(
     "500 send json" => function ($s) {
         $w = $s->listen("abc");
@@ -251,6 +293,38 @@ $tests = array(
             $rpl->send(array("abc", "def"), "Test!");
         }, "Request failed: 403 Access Deined\nunknown login: unknown\n");
     }),
+    "413 reply raises a clear too-large error" => function ($s) {
+        global $TOO_LARGE;
+        list($port, $proc) = fakeInLine($TOO_LARGE);
+        $e = caught(function () use ($port) {
+            (new Dklab_Realplexor("127.0.0.1", $port))->send("abc", str_repeat("x", 200));
+        });
+        proc_close($proc);
+        same($e->getCode(), 413);
+        check(preg_match("/^Request failed: 413 Request Entity Too Large: message too large for the server's IN_MAXLEN \\(\\d+ bytes sent\\)\nmore than IN_MAXLEN=100\n\$/", $e->getMessage()) === 1,
+            "413 message: " . $e->getMessage());
+    },
+    "413 sent before the request is read is not a write error" => function ($s) {
+        global $TOO_LARGE;
+        // The server answers as soon as IN_MAXLEN is passed and closes with the rest
+        // unread: the client's write fails, yet the 413 is what it must report.
+        list($port, $proc) = fakeInLine($TOO_LARGE, 1000);
+        $e = caught(function () use ($port) {
+            (new Dklab_Realplexor("127.0.0.1", $port))->send("abc", str_repeat("x", 8 << 20));
+        });
+        proc_close($proc);
+        same($e->getCode(), 413);
+        check(strpos($e->getMessage(), "IN_MAXLEN") !== false, "413 message: " . $e->getMessage());
+    },
+    "other statuses carry their code" => function ($s) {
+        list($port, $proc) = fakeInLine("HTTP/1.0 500 Oops\r\nContent-Length: 4\r\n\r\nbad\n");
+        $e = caught(function () use ($port) {
+            (new Dklab_Realplexor("127.0.0.1", $port))->cmdOnline();
+        });
+        proc_close($proc);
+        same($e->getMessage(), "Request failed: 500 Oops\nbad\n");
+        same($e->getCode(), 500);
+    },
     "timeout on a silent IN line" => function ($s) {
         $silent = stream_socket_server("tcp://127.0.0.1:0");
         $port = (int)substr(strrchr(stream_socket_get_name($silent, false), ":"), 1);

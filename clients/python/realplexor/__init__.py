@@ -23,6 +23,7 @@ __all__ = [
     "RealplexorError",
     "RealplexorConnectionError",
     "RealplexorRequestError",
+    "RealplexorTooLargeError",
     "RealplexorProtocolError",
     "Dklab_Realplexor",
     "Dklab_Realplexor_Exception",
@@ -54,6 +55,10 @@ class RealplexorRequestError(RealplexorError):
         self.status = status
         self.reason = reason
         self.body = body
+
+
+class RealplexorTooLargeError(RealplexorRequestError):
+    """The server refused the request with 413: it is longer than its IN_MAXLEN."""
 
 
 class RealplexorProtocolError(RealplexorError):
@@ -203,6 +208,11 @@ class Realplexor:
         m = _STATUS.match(text)
         if not m:
             raise RealplexorProtocolError("Non-HTTP response received:\n" + reply.decode("utf-8", "replace"))
+        if m.group(2) == "413":
+            raise RealplexorTooLargeError(
+                "Request failed: %s: message too large for the server's IN_MAXLEN (%d bytes sent)\n%s"
+                % (m.group(1), len(head) + len(body), payload.decode("utf-8", "replace")),
+                413, m.group(1), payload)
         if m.group(2) != "200":
             raise RealplexorRequestError(
                 "Request failed: %s\n%s" % (m.group(1), payload.decode("utf-8", "replace")),
@@ -226,8 +236,16 @@ class Realplexor:
         except OSError as e:
             raise RealplexorConnectionError("Error #%s: %s" % (e.errno, e.strerror or e)) from None
         try:
-            sock.sendall(request)
-            sock.shutdown(socket.SHUT_WR)
+            try:
+                sock.sendall(request)
+                sock.shutdown(socket.SHUT_WR)
+            except (BrokenPipeError, ConnectionResetError):
+                # The server may answer (413 over IN_MAXLEN) and close before it has read
+                # everything: report its answer rather than the broken write.
+                reply = _read_what_arrived(sock)
+                if reply:
+                    return reply
+                raise
             chunks = []
             while True:
                 chunk = sock.recv(65536)
@@ -242,6 +260,20 @@ class Realplexor:
             raise RealplexorConnectionError("Error #%s: %s" % (e.errno, e.strerror or e)) from None
         finally:
             sock.close()
+
+
+def _read_what_arrived(sock):
+    """The reply bytes already received on a connection the server has reset."""
+    chunks = []
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError:
+        pass
+    return b"".join(chunks)
 
 
 def _cursor_text(cursor):

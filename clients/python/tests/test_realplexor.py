@@ -15,6 +15,7 @@ from realplexor import (
     RealplexorError,
     RealplexorProtocolError,
     RealplexorRequestError,
+    RealplexorTooLargeError,
 )
 
 BLOCK = re.compile(r'"ids": \{ (.*?) \},\n    "data":[ \n](.*?)\n  \}', re.S)
@@ -185,9 +186,11 @@ def test_login_namespace_and_online(login_server):
     assert list(ids) == ["user_ns_abc"] and data == '"hi"'
 
 
-def fake_in_line(reply, hold=False):
+def fake_in_line(reply, hold=False, answer_after=None):
     """A one-shot IN line that answers `reply` after the request's half-close
-    (or never, with hold=True). Returns (port, thread)."""
+    (or never, with hold=True; or, with answer_after=N, as soon as N bytes have
+    arrived, closing with the rest unread as the server does past IN_MAXLEN).
+    Returns (port, thread)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -196,8 +199,12 @@ def fake_in_line(reply, hold=False):
         conn, _ = listener.accept()
         conn.settimeout(5)
         try:
-            while conn.recv(4096):
-                pass
+            got = 0
+            while answer_after is None or got < answer_after:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                got += len(chunk)
             if not hold:
                 conn.sendall(reply)
             else:
@@ -244,3 +251,28 @@ def test_empty_reply_is_success():
     port, t = fake_in_line(b"")
     Realplexor("127.0.0.1", port).send("abc", "x")
     t.join(5)
+
+
+TOO_LARGE = b"HTTP/1.0 413 Request Entity Too Large\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n\r\nmore than IN_MAXLEN=100\n"
+
+
+def test_413_reply_raises_a_clear_too_large_error():
+    port, t = fake_in_line(TOO_LARGE)
+    with pytest.raises(RealplexorTooLargeError) as e:
+        Realplexor("127.0.0.1", port).send("abc", "x" * 200)
+    t.join(5)
+    assert isinstance(e.value, RealplexorRequestError) and e.value.status == 413
+    message = str(e.value)
+    assert message.startswith("Request failed: 413 Request Entity Too Large: message too large for the server's IN_MAXLEN (")
+    assert message.endswith(" bytes sent)\nmore than IN_MAXLEN=100\n")
+
+
+def test_413_sent_before_the_request_is_read_is_not_a_broken_pipe():
+    # The server answers as soon as IN_MAXLEN is passed and closes with the rest unread:
+    # the client's write then fails, yet the 413 is what it must report.
+    port, t = fake_in_line(TOO_LARGE, answer_after=1000)
+    with pytest.raises(RealplexorTooLargeError) as e:
+        Realplexor("127.0.0.1", port).send("abc", "x" * (8 << 20))
+    t.join(5)
+    assert e.value.status == 413
+    assert "IN_MAXLEN" in str(e.value)
