@@ -57,6 +57,9 @@ pub enum State {
     Parked,
     /// IN: the request went over IN_MAXLEN: read to EOF and throw it away, then reply 413.
     Draining,
+    /// IN: a large command reply is being written a slice at a time (see
+    /// `reactor::reply_job`); neither EOF nor a flushed write closes it.
+    Streaming,
     /// A final reply is queued; close once it is flushed.
     Closing,
 }

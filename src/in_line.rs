@@ -140,13 +140,15 @@ pub fn forbidden(err: &AuthError) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The head of a 200 reply for ONLINE / WATCH / STATS with a body of `len` bytes.
+pub fn ok_head(len: usize) -> Vec<u8> {
+    format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len}\r\n\r\n")
+        .into_bytes()
+}
+
 /// A 200 reply for ONLINE / WATCH / STATS.
 pub fn ok_text(body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
+    let mut out = ok_head(body.len());
     out.extend_from_slice(body);
     out
 }

@@ -160,3 +160,66 @@ fn wait_flood_at_the_descriptor_limit_never_locks_publishers_out() {
         }
     }
 }
+
+/// #10: STATS and ONLINE built their whole reply in one step (39 MB for 490,000 ids) and
+/// stalled the loop meanwhile. A large reply is now taken from storage at one instant and
+/// measured and written a slice at a time, only while the socket takes it: other clients
+/// are served between the slices, and the bytes (with their exact Content-Length) are
+/// those of the instant the command arrived.
+#[test]
+fn large_online_reply_is_written_in_slices_between_other_events() {
+    let s = Server::start("$CONFIG{WAIT_MAXLEN} = 400000;\n$CONFIG{WAIT_TIMEOUT} = 60;\n");
+    const PER_CONN: usize = 5_000;
+    const CONNS: usize = 8;
+    let mut parked = Vec::new();
+    for c in 0..CONNS {
+        let ids: Vec<String> = (0..PER_CONN)
+            .map(|i| format!("online_user_number_{c}_{i:05}"))
+            .collect();
+        parked.push(WaitClient::register(
+            &s,
+            format!("identifier={}\n", ids.join(",")).as_bytes(),
+        ));
+    }
+    let other = WaitClient::register(&s, b"identifier=other\n");
+    // The ONLINE client sends its command and does not read yet: the reply (over 1 MB)
+    // fills the socket, so the job waits for room between slices.
+    let mut online = in_stream(&s);
+    online.write_all(b"ONLINE\n").expect("online");
+    online.shutdown(Shutdown::Write).expect("half-close");
+    s.wait_log(
+        |m| m.contains("sending 40001 online identifiers"),
+        LOG_TIMEOUT,
+    );
+    // Meanwhile a push is served.
+    s.push_ids("other", "\"meanwhile\"");
+    assert!(other.read_body().contains("\"meanwhile\""));
+    let reply = read_to_eof(&mut online);
+    let text = String::from_utf8(reply).expect("utf-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("head");
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("Content-Length")
+        .parse()
+        .expect("length");
+    assert_eq!(len, body.len());
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), CONNS * PER_CONN + 1);
+    assert!(lines.windows(2).all(|w| w[0] < w[1]), "sorted");
+    assert!(lines.contains(&"online_user_number_3_04999 1"));
+    let done = s.wait_log(|m| m.contains("DEBUG: reply of "), LOG_TIMEOUT);
+    let steps: usize = done
+        .rsplit(' ')
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("steps");
+    assert!(steps > 2, "{done}");
+    // The push was applied while the reply was under way.
+    let es = s.entries();
+    let pos = |p: &dyn Fn(&str) -> bool| es.iter().position(|e| p(&e.msg)).expect("line");
+    assert!(
+        pos(&|m| m.contains("added data for [other]")) < pos(&|m| m.contains("DEBUG: reply of "))
+    );
+    drop(parked);
+}

@@ -17,6 +17,7 @@ mod deliver;
 mod housekeeping;
 mod listen;
 mod publish;
+mod reply_job;
 mod source;
 mod wait;
 
@@ -118,6 +119,8 @@ pub struct Reactor {
     last_trim: Instant,
     source: Option<ConfigSource>,
     counters: Counters,
+    /// Command replies being written in slices (see `reply_job`).
+    jobs: Vec<(ConnId, reply_job::Job)>,
     /// Where accepted pushes go (see `source`).
     msg_source: Source,
     signals: Option<SignalFd>,
@@ -169,6 +172,7 @@ impl Reactor {
             source: None,
             msg_source: Source::Local,
             counters: Counters::default(),
+            jobs: Vec::new(),
             signals: None,
             stop_by: None,
         };
@@ -222,6 +226,9 @@ impl Reactor {
                 }
                 self.close_deferred(now);
             }
+            if !self.jobs.is_empty() {
+                self.run_jobs();
+            }
             let now = Instant::now();
             self.expire(now);
             self.close_deferred(now);
@@ -258,7 +265,7 @@ impl Reactor {
         .flatten()
         .min();
         match next {
-            _ if self.accept_more => Duration::ZERO,
+            _ if self.accept_more || self.jobs_runnable() => Duration::ZERO,
             Some(t) => t.saturating_duration_since(now).min(MAX_POLL),
             None => MAX_POLL,
         }
@@ -371,10 +378,9 @@ impl Reactor {
             }
             // A final reply still being written (a large ONLINE answer to a publisher that
             // half-closed) is finished by on_writable; anything else closes now.
-            let flushing = self
-                .conns
-                .get(key)
-                .is_some_and(|c| c.state == State::Closing && c.out.is_some());
+            let flushing = self.conns.get(key).is_some_and(|c| {
+                c.state == State::Streaming || (c.state == State::Closing && c.out.is_some())
+            });
             if !flushing {
                 self.close_now(key, now);
             }

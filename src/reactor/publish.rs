@@ -179,7 +179,7 @@ impl Reactor {
             .and_then(|p| p.login.clone());
         let answer = commands::answer(&cmd, &self.storage, login.as_deref());
         match answer {
-            commands::Answer::Text { body, log } => {
+            commands::Answer::Text { reply, log } => {
                 rlog!(
                     Debug,
                     self.storage.counts(),
@@ -187,8 +187,7 @@ impl Reactor {
                     self.who(key),
                     log
                 );
-                let reply = in_line::ok_text(&body);
-                self.reply_and_close(key, &reply);
+                self.send_reply(key, reply);
             }
             commands::Answer::Nothing => self.finish(key),
         }
