@@ -22,6 +22,7 @@
 //! * `loadtest`: each loadtest scenario once, small, against the real binary.
 
 mod auth;
+mod batching;
 mod commands;
 mod cors;
 mod delivery;

@@ -86,9 +86,10 @@ impl Reactor {
         out.shape = Some((transport, d.blocks));
     }
 
-    /// Applies one published message: queue it under its targets, then wake and answer
-    /// every listener that may see it. This is the one entry point for messages, whatever
-    /// their source.
+    /// Applies one published message: queue it under its targets now, and wake its
+    /// listeners at the end of the loop turn (`flush_deliveries`), together with every other
+    /// push of the turn, so a listener of several busy ids gets one reply instead of one per
+    /// push. This is the one entry point for messages, whatever their source.
     pub fn apply_message(
         &mut self,
         now: Instant,
@@ -99,7 +100,17 @@ impl Reactor {
         self.storage.push(now, &msg, &targets, &self.limits);
         self.counters.pushes += 1;
         queued(self.storage.counts());
-        let ids: Vec<ChannelId> = targets.iter().map(|t| t.1).collect();
+        self.wake.extend(targets.iter().map(|t| t.1));
+    }
+
+    /// Answers every listener the turn's pushes woke, each once, then closes the publishers
+    /// that waited for it (so the log keeps the original's order: the push, its deliveries,
+    /// the publisher's close, then the listeners' closes).
+    pub(super) fn flush_deliveries(&mut self, now: Instant) {
+        if self.wake.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.wake);
         let mut run = self.storage.begin_delivery(ids, &self.limits);
         self.log_trims();
         // The ids list costs a pass over the listeners: only when it is logged.
@@ -111,6 +122,11 @@ impl Reactor {
         let mut cache = ReplyCache::default();
         while let Some(d) = self.storage.next_delivery(&mut run) {
             self.send_delivery(d, &ids_text, &mut cache);
+        }
+        for id in std::mem::take(&mut self.wake_ins) {
+            if self.id_of(id.key as usize) == Some(id) {
+                self.close_now(id.key as usize, now);
+            }
         }
     }
 }

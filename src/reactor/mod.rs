@@ -119,6 +119,10 @@ pub struct Reactor {
     last_trim: Instant,
     source: Option<ConfigSource>,
     counters: Counters,
+    /// Channels pushed to in this loop turn, woken together at its end (`flush_deliveries`).
+    wake: Vec<ChannelId>,
+    /// Publishers whose close waits for that delivery (the original's log order).
+    wake_ins: Vec<ConnId>,
     /// Command replies being written in slices (see `reply_job`).
     jobs: Vec<(ConnId, reply_job::Job)>,
     /// Where accepted pushes go (see `source`).
@@ -173,6 +177,8 @@ impl Reactor {
             msg_source: Source::Local,
             counters: Counters::default(),
             jobs: Vec::new(),
+            wake: Vec::new(),
+            wake_ins: Vec::new(),
             signals: None,
             stop_by: None,
         };
@@ -226,6 +232,8 @@ impl Reactor {
                 }
                 self.close_deferred(now);
             }
+            self.flush_deliveries(Instant::now());
+            self.close_deferred(Instant::now());
             if !self.jobs.is_empty() {
                 self.run_jobs();
             }
@@ -382,7 +390,13 @@ impl Reactor {
                 c.state == State::Streaming || (c.state == State::Closing && c.out.is_some())
             });
             if !flushing {
-                self.close_now(key, now);
+                match self.id_of(key) {
+                    // A publisher whose push is still to be delivered closes after it.
+                    Some(id) if line == Line::In && !self.wake.is_empty() => {
+                        self.wake_ins.push(id);
+                    }
+                    _ => self.close_now(key, now),
+                }
             }
         }
     }
