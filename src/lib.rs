@@ -29,3 +29,4 @@ pub mod sys;
 pub mod timers;
 pub mod types;
 pub mod wait_line;
+pub mod websocket;
