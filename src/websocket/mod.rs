@@ -13,6 +13,7 @@
 //! Uses: cursor (cursors in commands); the `sha1`, `httparse` and `serde_json` crates.
 
 pub mod base64;
+pub mod commands;
 pub mod frame;
 pub mod handshake;
 pub mod message;
