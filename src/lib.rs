@@ -23,6 +23,7 @@ pub mod ident;
 pub mod in_line;
 pub mod logging;
 pub mod reactor;
+pub mod sse;
 pub mod storage;
 pub mod supervisor;
 pub mod sys;
