@@ -57,11 +57,21 @@ pub enum State {
     Parked,
     /// IN: the request went over IN_MAXLEN: read to EOF and throw it away, then reply 413.
     Draining,
+    /// WAIT, WebSocket: registered and parked, and reading client frames (commands, pings,
+    /// the close handshake) into `buf`, which is freed whenever no partial frame is left.
+    WsOpen,
     /// IN: a large command reply is being written a slice at a time (see
     /// `reactor::reply_job`); neither EOF nor a flushed write closes it.
     Streaming,
     /// A final reply is queued; close once it is flushed.
     Closing,
+}
+
+impl State {
+    /// Whether bytes read in this state are kept for a handler (else they are discarded).
+    pub fn keeps_input(self) -> bool {
+        matches!(self, State::Reading | State::WsOpen)
+    }
 }
 
 pub struct Conn {
@@ -82,6 +92,9 @@ pub struct Conn {
     pub parsed: Option<Box<Parsed>>,
     /// WAIT: how deliveries are written (see `transport`).
     pub transport: Transport,
+    /// WAIT, WebSocket: the message assembler while a fragmented client message is in
+    /// progress (None between messages: an idle WebSocket holds no buffer).
+    pub ws: Option<Box<crate::websocket::message::Assembler>>,
 }
 
 // A parked socket's footprint is this struct plus its subscriptions: keep it small (the
@@ -121,6 +134,7 @@ impl Conn {
             listener: None,
             parsed: None,
             transport: Transport::default(),
+            ws: None,
         }
     }
 
@@ -142,7 +156,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     r.bytes += n;
-                    if self.state == State::Reading {
+                    if self.state.keeps_input() {
                         let room = keep_max.saturating_sub(self.buf.len());
                         let take = n.min(room);
                         self.buf
@@ -188,6 +202,13 @@ impl Conn {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Bytes written but not yet taken by the socket.
+    pub fn pending(&self) -> usize {
+        self.out
+            .as_ref()
+            .map_or(0, |o| o.data.len().saturating_sub(o.sent))
     }
 
     /// Flushes the pending tail. Returns Ok(true) when nothing is left.

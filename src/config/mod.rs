@@ -56,6 +56,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "MAX_MEM_MB",
     "ALLOWED_ORIGINS",
     "IFRAME_ORIGIN_AGENT_CLUSTER",
+    "STREAM_PING",
 ];
 
 #[derive(Debug)]
@@ -98,6 +99,9 @@ pub struct Config {
     pub identifier: String,
     pub verbosity: u8,
     pub max_mem_mb: f64,
+    /// Keep-alive pings on SSE and WebSocket connections (None: a value of 0, no pings;
+    /// at least 100 ms).
+    pub stream_ping: Option<Duration>,
     /// Origins whose WAIT requests get CORS headers (`*`: any); empty keeps the original bytes.
     pub allowed_origins: Vec<String>,
     /// The complete IFRAME reply (headers and substituted content).
@@ -329,6 +333,9 @@ fn build(
         verbosity,
         max_mem_mb: num(&values, "MAX_MEM_MB")?,
         allowed_origins,
+        stream_ping: Some(secs(&values, "STREAM_PING")?)
+            .filter(|d| !d.is_zero())
+            .map(|d| d.max(Duration::from_millis(100))),
         iframe_reply: iframe,
         script_reply: script,
         wait_header: Rc::from(wait_header.into_bytes()),

@@ -68,6 +68,7 @@ impl Reactor {
         if let Some(c) = self.conns.get_mut(key) {
             match after {
                 After::Close => c.state = State::Closing,
+                After::Stay => {}
             }
         }
         let done = self.write_or_close(key, &out.body);
@@ -75,13 +76,17 @@ impl Reactor {
         rlog!(
             Debug,
             self.storage.counts(),
-            "<- sending {} responses ({} bytes) from [{}] (print=1, shutdown=1)",
+            "<- sending {} responses ({} bytes) from [{}] (print={}, shutdown={})",
             d.blocks.len(),
             out.body.len(),
-            ids_text
+            ids_text,
+            1,
+            u8::from(after == After::Close)
         );
-        if done == Ok(true) && after == After::Close {
-            self.finish(key);
+        match after {
+            After::Close if done == Ok(true) => self.finish(key),
+            After::Close => {}
+            After::Stay => self.check_backpressure(key),
         }
         out.shape = Some((transport, d.blocks));
     }

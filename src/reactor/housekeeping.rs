@@ -48,6 +48,14 @@ impl Reactor {
             if let Some(c) = self.conns.get_mut(key) {
                 c.timer = None;
             }
+            let streaming = self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.listener.is_some() && c.transport.is_streaming());
+            if streaming {
+                self.on_stream_timer(key, now);
+                continue;
+            }
             let dropped = self
                 .conns
                 .get(key)

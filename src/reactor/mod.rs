@@ -19,6 +19,7 @@ mod listen;
 mod publish;
 mod reply_job;
 mod source;
+mod stream;
 mod wait;
 
 use control::limits_of;
@@ -41,7 +42,7 @@ use crate::storage::{Block, Delivery, Expired, Limits, Message, Storage};
 use crate::sys::{self, SignalFd};
 use crate::timers::Timers;
 use crate::transport::{self, After, Transport};
-use crate::types::{ChannelId, ConnId, Line};
+use crate::types::{ChannelId, ConnId, Line, ListenerId};
 use log::Level::{Debug, Info, Warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -358,8 +359,11 @@ impl Reactor {
                 key: key as u32,
                 gen: c.gen,
             };
-            // The inactivity timeout counts from the last byte received.
-            if let Some(t) = c.timer.take() {
+            // The inactivity timeout counts from the last byte received (a streaming
+            // connection's timer is its ping timer: left alone).
+            let streaming = c.listener.is_some() && c.transport.is_streaming();
+            let timer = if streaming { None } else { c.timer.take() };
+            if let Some(t) = timer {
                 self.timers.cancel(t);
                 let d = match line {
                     Line::Wait => self.cfg.wait_timeout,
@@ -376,6 +380,14 @@ impl Reactor {
                 r.bytes
             );
             match line {
+                Line::Wait
+                    if self
+                        .conns
+                        .get(key)
+                        .is_some_and(|c| c.state == State::WsOpen) =>
+                {
+                    self.on_ws_data(key, now)
+                }
                 Line::Wait => self.on_wait_data(key, r.bytes, now),
                 Line::In => self.on_in_data(key),
             }

@@ -89,6 +89,32 @@ impl Reactor {
             Some(id) if id == self.cfg.iframe_id.as_bytes() => Some("IFRAME"),
             Some(id) if id == self.cfg.script_id.as_bytes() => Some("SCRIPT"),
             Some(_) => {
+                // SSE or WebSocket (a GET whose head says so), else long-poll.
+                let (transport, resume, head) = match stream::detect(&c.buf) {
+                    stream::Detect::LongPoll => (Transport::LongPoll, None, None),
+                    stream::Detect::WaitHead => {
+                        if c.buf.len() > self.cfg.wait_maxlen {
+                            self.wait_overflow(key, last_read, now);
+                        }
+                        return;
+                    }
+                    stream::Detect::Sse(resume) => (Transport::Sse, resume, None),
+                    stream::Detect::Ws(accept, resume) => {
+                        let cors_lines = cors.as_deref().map(http::cors_headers);
+                        let mut head = Vec::new();
+                        crate::websocket::handshake::switching_protocols(
+                            &accept,
+                            cors_lines.as_deref().unwrap_or_default(),
+                            &mut head,
+                        );
+                        (Transport::Ws, resume, Some(head))
+                    }
+                    stream::Detect::Reject(reply) => {
+                        self.reply_and_close(key, &reply);
+                        return;
+                    }
+                };
+                c.transport = transport;
                 // Interned straight from the request bytes (ids are ASCII word characters).
                 let mut gen_now: Option<Cursor> = None;
                 let mut pairs: Vec<(Cursor, ChannelId)> = Vec::new();
@@ -96,14 +122,17 @@ impl Reactor {
                 for it in ident::items(m.list) {
                     let cursor = match it.cursor.and_then(Cursor::parse_client) {
                         Some(c) => c,
-                        None => gen_now
-                            .get_or_insert_with(|| self.cursors.next(SystemTime::now()))
-                            .clone(),
+                        None => match &resume {
+                            Some(r) => r.cursor_for(it.id),
+                            None => gen_now
+                                .get_or_insert_with(|| self.cursors.next(SystemTime::now()))
+                                .clone(),
+                        },
                     };
                     let name = std::str::from_utf8(it.id).unwrap_or_default();
                     pairs.push((cursor, self.storage.intern(name)));
                 }
-                self.register(key, pairs, cors);
+                self.register(key, pairs, cors, head, now);
                 return;
             }
         };
@@ -162,6 +191,8 @@ impl Reactor {
         key: usize,
         pairs: Vec<(Cursor, ChannelId)>,
         cors: Option<Vec<u8>>,
+        head: Option<Vec<u8>>,
+        now: Instant,
     ) {
         let Some(id) = self.id_of(key) else {
             self.storage.forget_unused(pairs.iter().map(|p| p.1));
@@ -171,7 +202,10 @@ impl Reactor {
             self.storage.forget_unused(pairs.iter().map(|p| p.1));
             return;
         };
-        let header = transport.head(&self.cfg, cors.as_deref());
+        let header: Rc<[u8]> = match head {
+            Some(h) => Rc::from(h),
+            None => transport.head(&self.cfg, cors.as_deref()),
+        };
         let Some(c) = self.conns.get_mut(key) else {
             self.storage.forget_unused(pairs.iter().map(|p| p.1));
             return;
@@ -189,6 +223,9 @@ impl Reactor {
         let l = self.storage.register(id, pairs, &self.limits);
         if let Some(c) = self.conns.get_mut(key) {
             c.listener = Some(l);
+        }
+        if transport.is_streaming() {
+            self.start_streaming(key, l, now);
         }
         rlog!(
             Debug,

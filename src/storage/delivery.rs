@@ -166,6 +166,35 @@ impl Storage {
             })
     }
 
+    /// Moves a streaming listener's cursors to the newest item it was just sent on each
+    /// channel (the first hit of a channel is its newest: `collect` walks newest first).
+    fn advance(&mut self, l: ListenerId, hits: &[Hit]) {
+        let mut last: Option<ChannelId> = None;
+        for h in hits {
+            if last == Some(h.channel) {
+                continue;
+            }
+            last = Some(h.channel);
+            let Some(cursor) = self
+                .channels
+                .get(h.channel as usize)
+                .and_then(|c| c.queue.as_ref())
+                .and_then(|q| q.get(h.item))
+                .map(|it| it.cursor.clone())
+            else {
+                continue;
+            };
+            let Some(listener) = self.listeners.get_mut(l as usize) else {
+                return;
+            };
+            for s in listener.subs.iter_mut().filter(|s| s.channel == h.channel) {
+                if cursor.is_after(&s.cursor) {
+                    s.cursor = cursor.clone();
+                }
+            }
+        }
+    }
+
     /// Turns one listener's hits into its reply blocks and detaches it; None without hits.
     pub(super) fn build_one(&mut self, l: ListenerId, hits: &[Hit]) -> Option<Delivery> {
         if hits.is_empty() {
@@ -211,7 +240,11 @@ impl Storage {
                     .then_with(|| a.msg.data.cmp(&b.msg.data))
             });
         }
-        self.detach(l);
+        if self.listeners.get(l as usize).is_some_and(|x| x.streaming) {
+            self.advance(l, hits);
+        } else {
+            self.detach(l);
+        }
         Some(Delivery {
             listener: l,
             conn,

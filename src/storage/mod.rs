@@ -87,6 +87,9 @@ struct Listener {
     first_cursor: Option<Box<Cursor>>,
     /// Still parked on its channels' waiter lists (the original's pairs_by_fhs entry).
     attached: bool,
+    /// SSE or WebSocket: a delivery advances its cursors and leaves it parked (long-poll
+    /// listeners are detached by their delivery).
+    streaming: bool,
 }
 
 #[derive(Copy, Clone, Debug)]

@@ -79,9 +79,34 @@ impl Storage {
             npairs,
             first_cursor,
             attached: true,
+            streaming: false,
         });
         debug_assert_eq!(key as ListenerId, l);
         l
+    }
+
+    /// Marks a listener as streaming (SSE, WebSocket): its deliveries advance its cursors
+    /// and leave it parked.
+    pub fn set_streaming(&mut self, l: ListenerId) {
+        if let Some(listener) = self.listeners.get_mut(l as usize) {
+            listener.streaming = true;
+        }
+    }
+
+    /// The (cursor, id) pairs a listener stands at (a streaming listener's cursors move
+    /// with its deliveries), in subscription order.
+    pub fn listener_pairs(&self, l: ListenerId) -> Vec<(Cursor, Rc<str>)> {
+        let Some(listener) = self.listeners.get(l as usize) else {
+            return Vec::new();
+        };
+        listener
+            .subs
+            .iter()
+            .filter_map(|s| {
+                self.channel_name(s.channel)
+                    .map(|n| (s.cursor.clone(), n.clone()))
+            })
+            .collect()
     }
 
     /// Takes a listener off its channels' waiter lists (after a delivery or on close).

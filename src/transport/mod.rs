@@ -10,6 +10,7 @@
 //! Uses: storage (Block), config, http.
 
 pub mod longpoll;
+pub mod stream;
 
 use crate::config::Config;
 use crate::storage::Block;
@@ -21,28 +22,35 @@ pub enum Transport {
     /// The original's: one reply, then close (the client reconnects with its cursors).
     #[default]
     LongPoll,
+    /// Server-sent events: one event per block, the connection stays open.
+    Sse,
+    /// WebSocket: one text frame per block, the connection stays open.
+    Ws,
 }
 
 /// What happens to a connection once a delivery has been written to it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum After {
-    /// The reply was final: shut the connection down once it is flushed. (The streaming
-    /// transports will add `Stay`: the connection remains parked for the next messages.)
+    /// The reply was final: shut the connection down once it is flushed.
     Close,
+    /// The connection stays parked for the next messages (its cursors moved on).
+    Stay,
 }
 
 impl Transport {
     /// The bytes written when the listener registers, before any data: the configured
     /// header block, with CORS headers for an allowed origin.
+    /// (A WebSocket's head is its `101` reply, built from the request's key: see
+    /// `websocket::handshake`.)
     pub fn head(self, cfg: &Config, cors: Option<&[u8]>) -> Rc<[u8]> {
+        let cors_lines = cors.map(crate::http::cors_headers).unwrap_or_default();
         match self {
             Transport::LongPoll => match cors {
-                Some(o) => Rc::from(crate::http::with_headers(
-                    &cfg.wait_header,
-                    &crate::http::cors_headers(o),
-                )),
+                Some(_) => Rc::from(crate::http::with_headers(&cfg.wait_header, &cors_lines)),
                 None => cfg.wait_header.clone(),
             },
+            Transport::Sse => Rc::from(stream::sse_head(&cors_lines)),
+            Transport::Ws => Rc::from(&[][..]),
         }
     }
 
@@ -50,6 +58,8 @@ impl Transport {
     pub fn encode(self, blocks: &[Block], out: &mut Vec<u8>) {
         match self {
             Transport::LongPoll => longpoll::body(blocks, out),
+            Transport::Sse => stream::sse_events(blocks, out),
+            Transport::Ws => stream::ws_frames(blocks, out),
         }
     }
 
@@ -57,6 +67,21 @@ impl Transport {
     pub fn after_delivery(self) -> After {
         match self {
             Transport::LongPoll => After::Close,
+            Transport::Sse | Transport::Ws => After::Stay,
+        }
+    }
+
+    /// Whether the connection stays open across deliveries (SSE, WebSocket).
+    pub fn is_streaming(self) -> bool {
+        self.after_delivery() == After::Stay
+    }
+
+    /// Appends a keep-alive ping (nothing for long-poll).
+    pub fn ping(self, out: &mut Vec<u8>) {
+        match self {
+            Transport::LongPoll => {}
+            Transport::Sse => crate::sse::comment(b"ping", out),
+            Transport::Ws => crate::websocket::frame::ping(b"", out),
         }
     }
 }
