@@ -11,6 +11,7 @@
 //! - `config` (+ `config::perl`): the Perl-syntax config files; `auth`: the users file.
 //! - `timers`: O(1) deadline queues; `logging`: the original's log format;
 //!   `httpdate`: date formats; `sys`: process-level libc glue; `types`: vocabulary.
+//! - `supervisor`: the restarting watchdog; `ready`: the first worker's startup report.
 
 pub mod auth;
 pub mod commands;
@@ -23,6 +24,7 @@ pub mod ident;
 pub mod in_line;
 pub mod logging;
 pub mod reactor;
+pub mod ready;
 pub mod storage;
 pub mod supervisor;
 pub mod sys;

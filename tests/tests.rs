@@ -20,6 +20,7 @@
 //!   the users file and every password scheme (spec 6.3, 7, 8; 12.1 #13-#31);
 //! * `php_api`: the original PHP client's exact requests and reply checks (spec 12.2);
 //! * `cors`, `service`: CORS on the WAIT line; reload, stop, supervisor (spec 9.4-9.6, 14);
+//! * `startup`: a start is reported only once the first worker listens (issue 18);
 //! * `loadtest`: each loadtest scenario once, small, against the real binary;
 //! * `hardening/`: hostile input and overload (mutations, slow clients, descriptors,
 //!   churn, lying publishers, memory), one file per job.
@@ -35,5 +36,6 @@ mod php_api;
 mod presence;
 mod servertest;
 mod service;
+mod startup;
 mod util;
 mod wait_line;

@@ -6,6 +6,7 @@
 //! `use crate::util::*;`:
 //! * `server`: starting the real binary (its temp dir, conf and stdout/stderr readers),
 //!   the `Server` accessors and process control (signals, exit, stderr);
+//! * `exits`: runs that must end by themselves (failed starts), with their output;
 //! * `log`: waiting on and parsing the server's stdout log (`Entry`, `Stats`, `norm`);
 //! * `wire`: raw-socket clients: `WaitClient`, IN pushes, barriers, text replies;
 //! * `expect`: expected reply bodies and the original harness's masks;
@@ -26,6 +27,7 @@
 //!   is single-threaded, so once the barrier's EOF arrives the handler of the earlier read
 //!   has completed.
 
+mod exits;
 mod expect;
 mod fixtures;
 mod log;
@@ -34,6 +36,7 @@ mod server;
 mod tools;
 mod wire;
 
+pub use exits::*;
 pub use expect::*;
 pub use fixtures::*;
 pub use log::*;

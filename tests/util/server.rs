@@ -50,6 +50,22 @@ impl Log {
     }
 }
 
+/// A fresh temp dir holding `files` and `test.conf` (the base conf plus `extra_conf`, with
+/// `@DIR@` replaced by the dir); returns the dir and the conf's path.
+pub(super) fn prepare(extra_conf: &str, files: &[(&str, &str)]) -> (PathBuf, PathBuf) {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("realplexor-it-{}-{}", std::process::id(), n));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create temp dir");
+    for (name, content) in files {
+        fs::write(dir.join(name), content).expect("write fixture file");
+    }
+    let conf = dir.join("test.conf");
+    let extra_conf = extra_conf.replace("@DIR@", &dir.to_string_lossy());
+    fs::write(&conf, format!("{BASE_CONF}{extra_conf}\n")).expect("write conf");
+    (dir, conf)
+}
+
 fn spawn_reader(stream: impl Read + Send + 'static, log: Arc<Log>) {
     thread::spawn(move || {
         let mut reader = BufReader::new(stream);
@@ -93,20 +109,22 @@ impl Server {
     /// refers to them as `@DIR@/<name>` (replaced with the temp dir here) or through the
     /// original's `dirname(abs_path(__FILE__))` idiom.
     pub fn start_with_files(extra_conf: &str, files: &[(&str, &str)]) -> Server {
-        Server::launch(extra_conf, files, None)
+        Server::launch(extra_conf, files, None, &[])
     }
 
-    fn launch(extra_conf: &str, files: &[(&str, &str)], shell_prefix: Option<&str>) -> Server {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("realplexor-it-{}-{}", std::process::id(), n));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        for (name, content) in files {
-            fs::write(dir.join(name), content).expect("write fixture file");
-        }
-        let conf = dir.join("test.conf");
-        let extra_conf = extra_conf.replace("@DIR@", &dir.to_string_lossy());
-        fs::write(&conf, format!("{BASE_CONF}{extra_conf}\n")).expect("write conf");
+    /// As `start`, with command-line `args` before the conf (`@DIR@` is the temp dir),
+    /// e.g. `["-p", "@DIR@/rp.pid"]`.
+    pub fn start_with_args(extra_conf: &str, args: &[&str]) -> Server {
+        Server::launch(extra_conf, &[], None, args)
+    }
+
+    fn launch(
+        extra_conf: &str,
+        files: &[(&str, &str)],
+        shell_prefix: Option<&str>,
+        args: &[&str],
+    ) -> Server {
+        let (dir, conf) = prepare(extra_conf, files);
 
         // With a shell prefix: `sh -c '<prefix>exec realplexor --foreground conf'`, so the
         // child is the worker itself; without: the default supervisor + worker.
@@ -122,6 +140,10 @@ impl Server {
             None => Command::new(env!("CARGO_BIN_EXE_realplexor")),
         };
         let mut child = cmd
+            .args(
+                args.iter()
+                    .map(|a| a.replace("@DIR@", &dir.to_string_lossy())),
+            )
             .arg(&conf)
             .current_dir(&dir)
             .stdin(Stdio::null())
@@ -284,7 +306,7 @@ impl Server {
     }
 
     fn start_foreground_with(extra_conf: &str, shell_prefix: &str) -> Server {
-        Server::launch(extra_conf, &[], Some(shell_prefix))
+        Server::launch(extra_conf, &[], Some(shell_prefix), &[])
     }
 
     /// Everything the server wrote to stderr so far (a panic's message lands there).
