@@ -17,6 +17,10 @@
 //! - `config` (+ `config::perl`): the Perl-syntax config files; `auth`: the users file.
 //! - `timers`: O(1) deadline queues; `logging`: the original's log format;
 //!   `httpdate`: date formats; `sys`: process-level libc glue; `types`: vocabulary.
+//! - `supervisor`: the restarting watchdog; `ready`: the first worker's startup report.
+//! - `sse`, `websocket`: the streaming transports' protocol parts (event encoding; the
+//!   handshake, frames, message assembly and client commands), free of sockets.
+//! - `counters`: the worker's event counters.
 //!
 //! Comments cite the protocol as `spec N.N`: sections of docs/protocol.md (appendix C there).
 
@@ -32,6 +36,7 @@ pub mod ident;
 pub mod in_line;
 pub mod logging;
 pub mod reactor;
+pub mod ready;
 pub mod sse;
 pub mod storage;
 pub mod supervisor;

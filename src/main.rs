@@ -2,9 +2,14 @@
 //! worker (`--foreground`, or `--worker` when the supervisor starts it). The worker loads
 //! the config, raises limits, binds, drops privileges and runs the reactor. This is the
 //! only place that turns errors into messages and exit codes.
+//!
+//! Startup is reported once the worker listens (`Startup::ready`), never before: only then
+//! is the pid file written (by the supervisor, or by the `--foreground` worker) and the
+//! supervisor told. A first worker that cannot start makes the whole process exit 1 with
+//! its error.
 
 use realplexor::reactor::{ConfigSource, Exit, Reactor};
-use realplexor::{config, logging, rlog, storage::Counts, supervisor, sys};
+use realplexor::{config, logging, ready, rlog, storage::Counts, supervisor, sys};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -70,21 +75,19 @@ fn main() -> ExitCode {
         if let Some(ppid) = ppid {
             sys::die_with_parent(ppid);
         }
-        return worker(override_path, install_dir, ppid);
+        let mut startup = Startup::new(None);
+        return worker(override_path, install_dir, ppid, &mut startup);
     }
-    if let Some(p) = &pidfile {
-        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
-            eprintln!("Cannot create {}: {e}", p.display());
-            return ExitCode::from(1);
-        }
-    }
+    let mut wrote_pidfile = false;
     let code = if m.opt_present("foreground") {
-        worker(override_path, install_dir, None)
+        let mut startup = Startup::new(pidfile.clone());
+        let code = worker(override_path, install_dir, None, &mut startup);
+        wrote_pidfile = startup.wrote_pidfile;
+        code
     } else {
         // The supervisor checks the config once, silently, as the original's watchdog.
         if let Err(e) = config::load(override_path.as_deref(), &install_dir) {
             eprintln!("realplexor: config error: {e}");
-            remove(pidfile.as_deref());
             return ExitCode::from(1);
         }
         let worker_args: Vec<String> = m.free.clone();
@@ -94,15 +97,69 @@ fn main() -> ExitCode {
                 .map(|l| l.config.max_mem_mb)
                 .unwrap_or(0.0)
         };
-        ExitCode::from(supervisor::run(&worker_args, &max_mem).clamp(0, 255) as u8)
+        let mut on_ready = || match &pidfile {
+            Some(p) => write_pidfile(p).map(|()| wrote_pidfile = true),
+            None => Ok(()),
+        };
+        let code = supervisor::run(&worker_args, &max_mem, &mut on_ready);
+        ExitCode::from(code.clamp(0, 255) as u8)
     };
-    remove(pidfile.as_deref());
+    // Only a pid file this process wrote: a failed start must not remove a running one's.
+    if let Some(p) = pidfile.filter(|_| wrote_pidfile) {
+        let _ = std::fs::remove_file(p);
+    }
     code
 }
 
-fn remove(pidfile: Option<&Path>) {
-    if let Some(p) = pidfile {
-        let _ = std::fs::remove_file(p);
+fn write_pidfile(p: &Path) -> Result<(), String> {
+    std::fs::write(p, format!("{}\n", std::process::id()))
+        .map_err(|e| format!("Cannot create {}: {e}", p.display()))
+}
+
+/// A bind error (`<addr>: <why>`) with the config key that asked for the address in
+/// front: `WAIT_ADDR 127.0.0.1:8088: Address already in use`.
+fn with_key(err: String, listen: &[(&str, Vec<String>)]) -> String {
+    for (key, addrs) in listen {
+        if addrs.iter().any(|a| err.starts_with(&format!("{a}: "))) {
+            return format!("{key} {err}");
+        }
+    }
+    err
+}
+
+/// The end of the worker's startup: the report to the supervisor or systemd, and the pid
+/// file of `--foreground -p FILE`.
+struct Startup {
+    notifier: ready::Notifier,
+    pidfile: Option<PathBuf>,
+    wrote_pidfile: bool,
+}
+
+impl Startup {
+    fn new(pidfile: Option<PathBuf>) -> Startup {
+        Startup {
+            notifier: ready::Notifier::from_env(),
+            pidfile,
+            wrote_pidfile: false,
+        }
+    }
+
+    /// A startup error: handed to the supervisor (which prints it and exits 1), or printed.
+    fn fail(&mut self, msg: &str) -> ExitCode {
+        if !self.notifier.failed(msg) {
+            eprintln!("realplexor: {msg}");
+        }
+        ExitCode::from(1)
+    }
+
+    /// Listening (and running as SU_USER): the pid file, then the report.
+    fn ready(&mut self) -> Result<(), String> {
+        if let Some(p) = &self.pidfile {
+            write_pidfile(p)?;
+            self.wrote_pidfile = true;
+        }
+        self.notifier.ready();
+        Ok(())
     }
 }
 
@@ -112,13 +169,11 @@ fn worker(
     override_path: Option<PathBuf>,
     install_dir: PathBuf,
     supervisor: Option<libc::pid_t>,
+    startup: &mut Startup,
 ) -> ExitCode {
     let loaded = match config::load(override_path.as_deref(), &install_dir) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("realplexor: config error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return startup.fail(&format!("config error: {e}")),
     };
     let cfg = loaded.config;
     logging::init(cfg.verbosity);
@@ -133,20 +188,23 @@ fn worker(
         rlog!(log::Level::Info, zero, "{note}");
     }
     let su_user = cfg.su_user.clone();
+    let listen = [
+        ("WAIT_ADDR", cfg.wait_addr.clone()),
+        ("IN_ADDR", cfg.in_addr.clone()),
+    ];
     let mut reactor = match Reactor::new(cfg) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("realplexor: {e}");
+            let e = with_key(e, &listen);
             log::error!("{e}");
-            return ExitCode::from(1);
+            return startup.fail(&e);
         }
     };
     if let Err(e) = reactor.handle_signals(ConfigSource {
         override_path,
         install_dir,
     }) {
-        eprintln!("realplexor: {e}");
-        return ExitCode::from(1);
+        return startup.fail(&e);
     }
     if !su_user.is_empty() && sys::is_root() {
         rlog!(
@@ -155,15 +213,17 @@ fn worker(
             "Switching current user to unprivileged \"{su_user}\""
         );
         if let Err(e) = sys::switch_user(&su_user) {
-            eprintln!("realplexor: {e}");
             log::error!("{e}");
-            return ExitCode::from(1);
+            return startup.fail(&e);
         }
         // The kernel clears the parent-death signal when credentials change: set it again,
         // or a killed supervisor would leave this worker running as an orphan.
         if let Some(ppid) = supervisor {
             sys::die_with_parent(ppid);
         }
+    }
+    if let Err(e) = startup.ready() {
+        return startup.fail(&e);
     }
     match reactor.run() {
         Ok(Exit::Stop) => ExitCode::SUCCESS,

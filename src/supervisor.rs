@@ -4,9 +4,13 @@
 //!
 //! SIGHUP is forwarded to the worker (and MAX_MEM_MB re-read); SIGINT/SIGTERM stop the
 //! worker gracefully (SIGINT, then SIGKILL after a second) and end the supervisor.
+//! The first worker reports through a pipe (`ready`) once it is listening: only then does
+//! the supervisor call `on_ready` (which writes the pid file); if the first worker cannot
+//! start, the supervisor prints its error and exits 1 instead of restarting it forever.
 //! Structure: a plain loop over 100 ms steps; signal handlers only set atomic flags.
-//! Uses: sys, config.
+//! Uses: sys, ready.
 
+use crate::ready::{self, Pipe, Report};
 use crate::sys;
 use std::path::Path;
 use std::process::{Child, Command};
@@ -33,8 +37,14 @@ fn install_handlers() {
 pub const PARENT_ENV: &str = "REALPLEXOR_SUPERVISOR_PID";
 
 /// Runs the supervisor until SIGINT/SIGTERM. `worker_args` are the arguments of the worker
-/// (after `--worker`); `max_mem_mb` reads the current limit (0 disables the check).
-pub fn run(worker_args: &[String], max_mem_mb: &dyn Fn() -> f64) -> i32 {
+/// (after `--worker`); `max_mem_mb` reads the current limit (0 disables the check);
+/// `on_ready` runs once, when the first worker listens (an error stops everything).
+/// Returns 1 if the first worker cannot start.
+pub fn run(
+    worker_args: &[String],
+    max_mem_mb: &dyn Fn() -> f64,
+    on_ready: &mut dyn FnMut() -> Result<(), String>,
+) -> i32 {
     install_handlers();
     let exe = match std::env::current_exe() {
         Ok(p) => p,
@@ -43,10 +53,22 @@ pub fn run(worker_args: &[String], max_mem_mb: &dyn Fn() -> f64) -> i32 {
             return 1;
         }
     };
+    let mut first = match Pipe::new() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("realplexor: pipe: {e}");
+            return 1;
+        }
+    };
     let mut limit = max_mem_mb();
     loop {
-        let mut child = match spawn(&exe, worker_args) {
+        let ready_fd = first.as_ref().and_then(Pipe::write_fd);
+        let mut child = match spawn(&exe, worker_args, ready_fd) {
             Ok(c) => c,
+            Err(e) if first.is_some() => {
+                eprintln!("realplexor: cannot start the worker: {e}");
+                return 1;
+            }
             Err(e) => {
                 eprintln!("fork() failed: {e}");
                 if sleep_unless_stopped(Duration::from_secs(1)) {
@@ -55,6 +77,33 @@ pub fn run(worker_args: &[String], max_mem_mb: &dyn Fn() -> f64) -> i32 {
                 continue;
             }
         };
+        if let Some(mut pipe) = first.take() {
+            pipe.close_write();
+            match await_first(&mut child, &mut pipe) {
+                Some(Report::Ready) => {
+                    if let Err(e) = on_ready() {
+                        eprintln!("realplexor: {e}");
+                        stop(&mut child);
+                        return 1;
+                    }
+                    ready::notify_systemd("READY=1");
+                }
+                Some(Report::Failed(msg)) => {
+                    let status = child.wait();
+                    if msg.is_empty() {
+                        let how = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                        eprintln!("realplexor: the worker exited during startup ({how})");
+                    } else {
+                        eprintln!("realplexor: {msg}");
+                    }
+                    return 1;
+                }
+                Some(Report::Pending) | None => {
+                    stop(&mut child);
+                    return 0;
+                }
+            }
+        }
         let mut last_check = Instant::now();
         loop {
             match PENDING.swap(0, Ordering::SeqCst) {
@@ -92,12 +141,37 @@ pub fn run(worker_args: &[String], max_mem_mb: &dyn Fn() -> f64) -> i32 {
     }
 }
 
-fn spawn(exe: &Path, args: &[String]) -> std::io::Result<Child> {
-    Command::new(exe)
-        .arg("--worker")
+fn spawn(exe: &Path, args: &[String], ready_fd: Option<i32>) -> std::io::Result<Child> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("--worker")
         .args(args)
         .env(PARENT_ENV, std::process::id().to_string())
-        .spawn()
+        // The supervisor is the process systemd knows: it tells READY=1 itself.
+        .env_remove("NOTIFY_SOCKET");
+    match ready_fd {
+        Some(fd) => cmd.env(ready::READY_ENV, fd.to_string()),
+        None => cmd.env_remove(ready::READY_ENV),
+    };
+    cmd.spawn()
+}
+
+/// Waits for the first worker's report; `None` if SIGINT/SIGTERM came first.
+fn await_first(child: &mut Child, pipe: &mut Pipe) -> Option<Report> {
+    loop {
+        let sig = PENDING.load(Ordering::SeqCst);
+        if sig == libc::SIGINT || sig == libc::SIGTERM {
+            return None;
+        }
+        match pipe.poll(Duration::from_millis(100)) {
+            Report::Pending => {}
+            report => return Some(report),
+        }
+        // A worker that died without closing the pipe (it always does) is caught by EOF;
+        // this is a safety net for a descriptor leaked to a grandchild.
+        if let Ok(Some(_)) = child.try_wait() {
+            return Some(pipe.finish());
+        }
+    }
 }
 
 fn signal(child: &Child, sig: libc::c_int) {

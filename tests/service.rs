@@ -102,6 +102,9 @@ fn sigterm_gives_parked_clients_the_timeout_reply_and_exits_0() {
 #[test]
 fn supervisor_restarts_a_killed_worker() {
     let s = Server::start("");
+    // A served round trip: the worker has reported ready, so this is a restart, not a
+    // first worker dying before it could start (which ends the supervisor).
+    s.barrier();
     let worker = i32::try_from(worker_pid(&s)).expect("pid");
     // SAFETY: the worker is a child of the server we started.
     unsafe {

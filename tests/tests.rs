@@ -8,7 +8,8 @@
 //! wait on the header block, on EOF, or on log lines, each with a deadline.
 //!
 //! Modules:
-//! * `util`: the `Server` and `WaitClient` helpers, log parsing, expected-body builders;
+//! * `util/`: the `Server` and `WaitClient` helpers, log parsing, expected-body builders
+//!   (one file per job: server, log, wire, expect, fixtures, tools; all re-exported);
 //! * `servertest`: ports of the original `t/servertest/*.phpt` data-path tests, with
 //!   their numbers in the names (spec 12.1);
 //! * `wait_line`: the identifier marker on the WAIT line (spec 3, 4), overflow,
@@ -19,7 +20,10 @@
 //!   the users file and every password scheme (spec 6.3, 7, 8; 12.1 #13-#31);
 //! * `php_api`: the original PHP client's exact requests and reply checks (spec 12.2);
 //! * `cors`, `service`: CORS on the WAIT line; reload, stop, supervisor (spec 9.4-9.6, 14);
-//! * `loadtest`: each loadtest scenario once, small, against the real binary.
+//! * `startup`: a start is reported only once the first worker listens (issue 18);
+//! * `loadtest`: each loadtest scenario once, small, against the real binary;
+//! * `hardening/`: hostile input and overload (mutations, slow clients, descriptors,
+//!   churn, lying publishers, memory), one file per job.
 
 mod auth;
 mod batching;
@@ -34,5 +38,6 @@ mod php_api;
 mod presence;
 mod servertest;
 mod service;
+mod startup;
 mod util;
 mod wait_line;

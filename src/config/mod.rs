@@ -7,6 +7,7 @@
 //! and the WAIT header block are built here, at load time, never per request.
 //! Uses: config/perl, auth, httpdate.
 
+mod addr_conflicts;
 pub mod perl;
 
 use crate::auth::Users;
@@ -64,6 +65,7 @@ pub enum ConfigError {
     Perl(perl::PerlError),
     Io { path: PathBuf, err: std::io::Error },
     Invalid { key: &'static str, why: String },
+    Conflict(addr_conflicts::Conflict),
 }
 
 impl fmt::Display for ConfigError {
@@ -72,6 +74,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Perl(e) => write!(f, "{e}"),
             ConfigError::Io { path, err } => write!(f, "Cannot read {}: {}", path.display(), err),
             ConfigError::Invalid { key, why } => write!(f, "invalid {key}: {why}"),
+            ConfigError::Conflict(c) => write!(f, "{c}"),
         }
     }
 }
@@ -315,6 +318,7 @@ fn build(
         "HTTP/1.1 200 OK\r\nConnection: close\r\nCache-Control: no-store, no-cache, must-revalidate\r\n\
          Expires: Mon, 26 Jul 1997 05:00:00 GMT\r\nContent-Type: text/javascript; charset={charset}\r\n\r\n \r\n"
     );
+    addr_conflicts::check_values(&values)?;
     Ok(Config {
         su_user: string(&values, "SU_USER"),
         wait_timeout: timeout("WAIT_TIMEOUT")?,
