@@ -38,6 +38,8 @@ mod php_api;
 mod presence;
 mod servertest;
 mod service;
+mod sse;
 mod startup;
 mod util;
 mod wait_line;
+mod websocket;
