@@ -56,6 +56,9 @@ impl Reactor {
         let Some(transport) = self.conns.get(key).map(|c| c.transport) else {
             return;
         };
+        if transport.is_streaming() && self.over_backpressure(key) {
+            return;
+        }
         if out
             .shape
             .as_ref()
@@ -83,10 +86,8 @@ impl Reactor {
             1,
             u8::from(after == After::Close)
         );
-        match after {
-            After::Close if done == Ok(true) => self.finish(key),
-            After::Close => {}
-            After::Stay => self.check_backpressure(key),
+        if after == After::Close && done == Ok(true) {
+            self.finish(key);
         }
         out.shape = Some((transport, d.blocks));
     }

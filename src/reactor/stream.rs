@@ -124,6 +124,9 @@ impl Reactor {
         let Some(transport) = self.conns.get(key).map(|c| c.transport) else {
             return;
         };
+        if self.over_backpressure(key) {
+            return;
+        }
         let mut ping = Vec::new();
         transport.ping(&mut ping);
         if self.write_or_close(key, &ping).is_err() {
@@ -132,18 +135,19 @@ impl Reactor {
         if let Some(c) = self.conns.get_mut(key) {
             c.timer = self.cfg.stream_ping.map(|d| self.timers.arm(now, d, id));
         }
-        self.check_backpressure(key);
     }
 
-    /// A streaming client that stopped reading is closed once it leaves more than
-    /// STREAM_MAX_PENDING bytes unsent (logged and counted; its reconnect with its last
-    /// cursor gets what is still queued).
-    pub(super) fn check_backpressure(&mut self, key: usize) {
+    /// Before writing more to a streaming client: one that still has more than
+    /// STREAM_MAX_PENDING bytes unsent from earlier writes has stopped reading, and is
+    /// closed instead (logged and counted; its reconnect with its last cursor gets what is
+    /// still queued). A single large write, such as the backlog sent at registration, may
+    /// exceed the bound: only what the client leaves behind counts.
+    pub(super) fn over_backpressure(&mut self, key: usize) -> bool {
         let Some(pending) = self.conns.get(key).map(Conn::pending) else {
-            return;
+            return true;
         };
         if pending <= STREAM_MAX_PENDING {
-            return;
+            return false;
         }
         rlog!(
             Info,
@@ -155,6 +159,7 @@ impl Reactor {
         );
         self.counters.dropped_backpressure += 1;
         self.defer_close(key);
+        true
     }
 
     /// Client frames on an open WebSocket.
