@@ -19,10 +19,12 @@
 //!   the users file and every password scheme (spec 6.3, 7, 8; 12.1 #13-#31);
 //! * `php_api`: the original PHP client's exact requests and reply checks (spec 12.2);
 //! * `cors`, `service`: CORS on the WAIT line; reload, stop, supervisor (spec 9.4-9.6, 14);
+//! * `config_checks`: what a config file says is applied or reported with file:line (issue 18);
 //! * `loadtest`: each loadtest scenario once, small, against the real binary.
 
 mod auth;
 mod commands;
+mod config_checks;
 mod cors;
 mod delivery;
 mod hardening;

@@ -11,7 +11,7 @@ pub mod perl;
 
 use crate::auth::Users;
 use crate::httpdate;
-use perl::{ConfigMap, Value};
+use perl::{ConfigMap, EvalOptions, Value};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -165,8 +165,15 @@ pub fn load(override_path: Option<&Path>, install_dir: &Path) -> Result<Loaded, 
                 err,
             })?;
             let text = String::from_utf8_lossy(&text);
-            perl::eval_file(&text, &abs.to_string_lossy(), &mut values)
-                .map_err(ConfigError::Perl)?;
+            // An override written like the default file (`%CONFIG = (...)`) changes the keys
+            // it lists instead of wiping the defaults (with a warning).
+            let options = EvalOptions {
+                merge_hash_assignment: true,
+            };
+            let evaluated =
+                perl::eval_file_with(&text, &abs.to_string_lossy(), &mut values, options)
+                    .map_err(ConfigError::Perl)?;
+            notes.extend(evaluated.warnings.iter().map(|w| format!("CONFIG: {w}")));
             override_dir = abs.parent().map(Path::to_path_buf);
         } else {
             notes.push(format!(

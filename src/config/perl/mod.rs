@@ -43,7 +43,7 @@ mod strings;
 mod tests;
 
 use numbers::{format_num, parse_numeric_prefix};
-use parser::eval_perl;
+use parser::{eval_perl, Report};
 use plain::{mentions_config, parse_plain};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -141,12 +141,42 @@ impl fmt::Display for PerlError {
 
 impl std::error::Error for PerlError {}
 
+/// How `eval_file_with` treats a file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalOptions {
+    /// `%CONFIG = (...)` adds its pairs to the keys already set instead of replacing the
+    /// whole hash as Perl would, with a warning when that keeps keys Perl would drop: an
+    /// override file written in the style of the default file then changes what it lists,
+    /// instead of wiping every default.
+    pub merge_hash_assignment: bool,
+}
+
+/// What evaluating a file reports besides the values it set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evaluated {
+    /// Warnings to log, each `file:line: message`.
+    pub warnings: Vec<String>,
+    /// The line of the statement that last set each key in this file (for errors about a
+    /// value, which the caller checks later).
+    pub lines: BTreeMap<String, usize>,
+}
+
 /// Evaluates one config file's text into `config`, as Perl's `do FILE` would when the file
 /// assigns to %CONFIG.
 /// `file` is the file's path as it should appear in errors and as `__FILE__` (the caller
 /// passes an absolute path).
 /// On error, `config` may be partially modified; the caller works on a copy.
 pub fn eval_file(text: &str, file: &str, config: &mut ConfigMap) -> Result<(), PerlError> {
+    eval_file_with(text, file, config, EvalOptions::default()).map(|_| ())
+}
+
+/// `eval_file` with options, returning the warnings and the line that set each key.
+pub fn eval_file_with(
+    text: &str,
+    file: &str,
+    config: &mut ConfigMap,
+    options: EvalOptions,
+) -> Result<Evaluated, PerlError> {
     // Perl skips a UTF-8 byte order mark at the start of a source file.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let to_error = |f: Fail| PerlError {
@@ -154,24 +184,41 @@ pub fn eval_file(text: &str, file: &str, config: &mut ConfigMap) -> Result<(), P
         line: f.line,
         message: f.message,
     };
+    let to_evaluated = |r: Report| Evaluated {
+        warnings: r
+            .notes
+            .into_iter()
+            .map(|(line, message)| format!("{file}:{line}: {message}"))
+            .collect(),
+        lines: r.lines,
+    };
     // The C++ port's rule: a file that never mentions %CONFIG/$CONFIG outside a comment is a
     // plain `KEY = value` list.
     if mentions_config(text) {
-        return eval_perl(text, file, config).map_err(to_error);
+        return eval_perl(text, file, config, options)
+            .map(to_evaluated)
+            .map_err(to_error);
     }
     match parse_plain(text) {
-        Ok(pairs) => {
-            config.extend(pairs);
-            Ok(())
+        Ok(triples) => {
+            let mut lines = BTreeMap::new();
+            for (line, key, value) in triples {
+                lines.insert(key.clone(), line);
+                config.insert(key, value);
+            }
+            Ok(Evaluated {
+                warnings: Vec::new(),
+                lines,
+            })
         }
         Err(plain) => {
             // Not a plain list after all: it may be Perl that does not touch %CONFIG (`1;`,
             // `use strict;`), or whose only `$CONFIG` follows a `#` inside a string.
             let mut scratch = config.clone();
-            match eval_perl(text, file, &mut scratch) {
-                Ok(()) => {
+            match eval_perl(text, file, &mut scratch, options) {
+                Ok(report) => {
                     *config = scratch;
-                    Ok(())
+                    Ok(to_evaluated(report))
                 }
                 // Report the reading that got further, it is most likely the intended one;
                 // on the same line, a ';' there says the author was writing Perl.

@@ -2,9 +2,12 @@
 //! time, as Perl does (`use`/`no`/`package`/`require` skipped, `my`/`our` lexicals,
 //! `%CONFIG = (...)`, `$CONFIG{KEY} op= ...`, `return`, `__END__`, named `sub`s skipped).
 //!
-//! Data shape: `Parser { lex, tok, file, config, vars, depth, built }`: the lexer and its
-//! current token, the `%CONFIG` map being updated, the file's lexical scalars, the nesting
-//! depth (bounded in `expr.rs`) and the bytes built so far (bounded here). Expressions
+//! Data shape: `Parser { lex, tok, file, config, vars, depth, built, merge, notes, lines,
+//! returned }`: the lexer and its current token, the `%CONFIG` map being updated, the file's
+//! lexical scalars, the nesting depth (bounded in `expr.rs`), the bytes built so far
+//! (bounded here), whether `%CONFIG = (...)` merges, the warnings, the line that set each
+//! key, and the state saved at `return` (what follows is read for errors, warned about and
+//! undone). Expressions
 //! evaluate to `Ev` (a scalar, a list, or a repeated list that is both).
 //!
 //! Uses: `lexer`, `numbers`, `builtins`, `super::{ConfigMap, Value, Fail, Res, fail, clip,
@@ -13,8 +16,8 @@
 use super::builtins::builtin;
 use super::lexer::{is_identifier, Lexer, Tok, Token};
 use super::numbers::{binop, format_num};
-use super::{clip, fail, value_bytes, ConfigMap, Fail, Res, Value};
-use std::collections::HashMap;
+use super::{clip, fail, value_bytes, ConfigMap, EvalOptions, Fail, Res, Value};
+use std::collections::{BTreeMap, HashMap};
 
 /// Bytes that `.`, `x` and list repetition may build in one file, all values together:
 /// without it, a few lines of `'x' x 6e7` (each within MAX_STRING_LEN) would exhaust
@@ -92,10 +95,22 @@ impl Ev {
     }
 }
 
-pub(super) fn eval_perl(text: &str, file: &str, config: &mut ConfigMap) -> Res<()> {
+/// What a file's evaluation reports besides the values: warnings (line, message) and the
+/// line of the statement that last set each key.
+pub(super) struct Report {
+    pub(super) notes: Vec<(usize, String)>,
+    pub(super) lines: BTreeMap<String, usize>,
+}
+
+pub(super) fn eval_perl(
+    text: &str,
+    file: &str,
+    config: &mut ConfigMap,
+    options: EvalOptions,
+) -> Res<Report> {
     let mut lex = Lexer::new(text);
     let tok = lex.next(true)?;
-    Parser {
+    let mut parser = Parser {
         lex,
         tok,
         file,
@@ -103,8 +118,23 @@ pub(super) fn eval_perl(text: &str, file: &str, config: &mut ConfigMap) -> Res<(
         vars: HashMap::new(),
         depth: 0,
         built: 0,
-    }
-    .run()
+        merge: options.merge_hash_assignment,
+        notes: Vec::new(),
+        lines: BTreeMap::new(),
+        returned: None,
+    };
+    parser.run()?;
+    Ok(Report {
+        notes: parser.notes,
+        lines: parser.lines,
+    })
+}
+
+/// What the file had set when it reached `return`: Perl stops running the file there, so
+/// this is restored at the end, after the rest was read for errors.
+struct Returned {
+    config: ConfigMap,
+    lines: BTreeMap<String, usize>,
 }
 
 pub(super) struct Parser<'a, 'c> {
@@ -118,6 +148,14 @@ pub(super) struct Parser<'a, 'c> {
     pub(super) depth: usize,
     /// Bytes built by `.`, `x` and list repetition so far (see MAX_BUILT).
     pub(super) built: usize,
+    /// `%CONFIG = (...)` merges instead of replacing (EvalOptions).
+    merge: bool,
+    /// Warnings so far: (line, message).
+    notes: Vec<(usize, String)>,
+    /// The line of the statement that last set each key.
+    lines: BTreeMap<String, usize>,
+    /// Set once a `return` ran: the state to restore at the end of the file.
+    returned: Option<Returned>,
 }
 
 impl Parser<'_, '_> {
@@ -168,17 +206,35 @@ impl Parser<'_, '_> {
         )
     }
 
+    /// Runs the file's statements in order. After a `return`, Perl has compiled the rest of
+    /// the file but does not run it: the rest is still read here, so that a syntax error
+    /// anywhere is reported, each statement is warned about, and what it set is undone at
+    /// the end.
     fn run(&mut self) -> Res<()> {
         loop {
             let stmt_line = self.tok.line;
+            if self.returned.is_some() && self.is_run_time_statement() {
+                self.notes.push((
+                    stmt_line,
+                    "statement after 'return' skipped (Perl stops running the file at \
+                     'return'; move it above 'return 1;')"
+                        .to_string(),
+                ));
+            }
             match self.tok.tok.clone() {
-                Tok::Eof => return Ok(()),
+                Tok::Eof => {
+                    self.finish();
+                    return Ok(());
+                }
                 Tok::Punct(";") => {
                     self.advance_stmt()?;
                     continue;
                 }
                 Tok::Ident(word) => match word.as_str() {
-                    "__END__" | "__DATA__" => return Ok(()),
+                    "__END__" | "__DATA__" => {
+                        self.finish();
+                        return Ok(());
+                    }
                     // Module loading and package switches change nothing in %CONFIG.
                     "use" | "no" | "package" => {
                         self.skip_statement()?;
@@ -195,7 +251,13 @@ impl Parser<'_, '_> {
                         }
                         // Checked so that `return 1 if ...;` is not silently cut short.
                         self.end_statement()?;
-                        return Ok(());
+                        if self.returned.is_none() {
+                            self.returned = Some(Returned {
+                                config: self.config.clone(),
+                                lines: self.lines.clone(),
+                            });
+                        }
+                        continue;
                     }
                     "my" | "our" => self.declaration(word == "my", stmt_line)?,
                     "sub" if matches!(self.peek(), Some(Tok::Ident(_))) => {
@@ -224,6 +286,28 @@ impl Parser<'_, '_> {
                 }
             }
             self.end_statement()?;
+        }
+    }
+
+    /// Whether the statement at the current token is one Perl runs (rather than an empty
+    /// statement, the end of the file, or a compile-time `use`/`no`/`package`/named `sub`).
+    fn is_run_time_statement(&self) -> bool {
+        match &self.tok.tok {
+            Tok::Eof | Tok::Punct(";") => false,
+            Tok::Ident(w) => match w.as_str() {
+                "__END__" | "__DATA__" | "use" | "no" | "package" => false,
+                "sub" => !matches!(self.peek(), Some(Tok::Ident(_))),
+                _ => true,
+            },
+            _ => true,
+        }
+    }
+
+    /// The end of the file: undoes what statements after a `return` set.
+    fn finish(&mut self) {
+        if let Some(r) = self.returned.take() {
+            *self.config = r.config;
+            self.lines = r.lines;
         }
     }
 
@@ -305,16 +389,55 @@ impl Parser<'_, '_> {
                 "odd number of elements in %CONFIG assignment (a key without a value)",
             );
         }
-        self.config.clear();
-        let mut items = items.into_iter();
-        while let (Some(key), Some(value)) = (items.next(), items.next()) {
-            self.config.insert(key.to_perl_string(), value);
+        let pairs: Vec<(String, Value)> = {
+            let mut items = items.into_iter();
+            std::iter::from_fn(|| Some((items.next()?.to_perl_string(), items.next()?))).collect()
+        };
+        if self.merge {
+            self.note_merge(line, &pairs);
+        } else {
+            self.config.clear();
+            self.lines.clear();
+        }
+        for (key, value) in pairs {
+            self.lines.insert(key.clone(), line);
+            self.config.insert(key, value);
         }
         Ok(())
     }
 
+    /// In merge mode, warns when `%CONFIG = (...)` leaves out keys that are set: Perl would
+    /// drop them, here they are kept.
+    fn note_merge(&mut self, line: usize, pairs: &[(String, Value)]) {
+        let kept: Vec<&String> = self
+            .config
+            .keys()
+            .filter(|k| !pairs.iter().any(|(p, _)| p == *k))
+            .collect();
+        if kept.is_empty() {
+            return;
+        }
+        let shown: Vec<&str> = kept.iter().take(3).map(|k| k.as_str()).collect();
+        let more = if kept.len() > shown.len() {
+            ", ..."
+        } else {
+            ""
+        };
+        self.notes.push((
+            line,
+            format!(
+                "'%CONFIG = (...)' here would drop every key it does not list in Perl \
+                 ({} keys: {}{more}); its keys were merged into the settings instead. \
+                 Write $CONFIG{{KEY}} = value; for each key to change",
+                kept.len(),
+                shown.join(", ")
+            ),
+        ));
+    }
+
     /// `$CONFIG{KEY} op= EXPR;`
     fn assign_config_element(&mut self) -> Res<()> {
+        let line = self.tok.line;
         self.advance()?;
         let key = self.subscript_key()?;
         if !is_assignment(&self.tok.tok) {
@@ -322,6 +445,7 @@ impl Parser<'_, '_> {
         }
         let old = self.config.get(&key).cloned().unwrap_or(Value::Undef);
         let value = self.assignment(old)?;
+        self.lines.insert(key.clone(), line);
         self.config.insert(key, value);
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The C++ port's plain config format: one `KEY = value` per line, `#` comments, values
 //! optionally in double quotes.
 //!
-//! Data shape: text in, a `Vec<(key, Value)>` out (applied by `eval_file` only when the whole
+//! Data shape: text in, a `Vec<(line, key, Value)>` out (applied by `eval_file` only when the whole
 //! file parsed); a value is an Int, a Num or a Str by its shape.
 //!
 //! Uses: `super::{Value, Fail, fail, clip}`, `lexer::is_identifier`, `numbers` and `std`.
@@ -18,9 +18,9 @@ pub(super) fn mentions_config(text: &str) -> bool {
     })
 }
 
-/// Parses the C++ port's plain format. Nothing is applied until the whole file is read, so
-/// a failure leaves the caller free to try the file as Perl.
-pub(super) fn parse_plain(text: &str) -> Result<Vec<(String, Value)>, Fail> {
+/// Parses the C++ port's plain format into (line, key, value). Nothing is applied until the
+/// whole file is read, so a failure leaves the caller free to try the file as Perl.
+pub(super) fn parse_plain(text: &str) -> Result<Vec<(usize, String, Value)>, Fail> {
     let mut pairs = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
@@ -52,7 +52,7 @@ pub(super) fn parse_plain(text: &str) -> Result<Vec<(String, Value)>, Fail> {
             Some(inner) if value.len() >= 2 => inner,
             _ => value,
         };
-        pairs.push((key.to_string(), plain_value(value)));
+        pairs.push((line, key.to_string(), plain_value(value)));
     }
     Ok(pairs)
 }

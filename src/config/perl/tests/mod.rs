@@ -16,7 +16,7 @@ mod plain;
 mod statements;
 mod values;
 
-pub(super) use super::{eval_file, ConfigMap, PerlError, Value};
+pub(super) use super::{eval_file, eval_file_with, ConfigMap, EvalOptions, PerlError, Value};
 
 const FILE: &str = "/etc/realplexor/extra.conf";
 

@@ -181,3 +181,71 @@ fn statements() {
     let c = ok("my $v = 1; my $v = $v + 1; $CONFIG{V} = $v;");
     assert_eq!(c["V"], Value::Int(2));
 }
+
+/// Issue 18 #4: a line appended after `return 1;` was ignored without a word, syntax errors
+/// included. Perl compiles the whole file and then stops running it at `return`: the rest
+/// is read for errors, each statement is warned about with its line, and nothing it sets
+/// is kept.
+#[test]
+fn statements_after_return_are_checked_and_warned_not_run() {
+    let opts = EvalOptions::default();
+    let text = "$CONFIG{A} = 1;\nreturn 1;\n$CONFIG{MAX_DATA_FOR_ID} = 5;\nmy $x = 2;\n\nuse strict;\n;\n$CONFIG{A} = $x;\n";
+    let mut c = ConfigMap::new();
+    let got = eval_file_with(text, FILE, &mut c, opts);
+    let warned: Vec<String> = got.as_ref().map(|e| e.warnings.clone()).unwrap_or_default();
+    assert_eq!(warned.len(), 3, "{got:?}");
+    for (w, line) in warned.iter().zip([3, 4, 8]) {
+        assert!(
+            w.starts_with(&format!("{FILE}:{line}: statement after 'return' skipped")),
+            "{w}"
+        );
+    }
+    assert_eq!(c.len(), 1, "nothing after return is kept: {c:?}");
+    assert_eq!(c["A"], Value::Int(1));
+    assert_eq!(got.map(|e| e.lines.get("A").copied()), Ok(Some(1)));
+    // A syntax error after `return` is an error, as in Perl.
+    let e = eval("$CONFIG{A} = 1;\nreturn 1;\n$CONFIG{B} = ;\n").map(|_| ());
+    assert_eq!(e.map_err(|e| e.line), Err(3));
+    // The stock shape (one `return 1;` at the end) warns about nothing.
+    let mut c = ConfigMap::new();
+    let got = eval_file_with(DEFAULTS_SHAPE, FILE, &mut c, opts);
+    assert_eq!(got.map(|e| e.warnings), Ok(vec![]));
+    // `__END__` still ends the file unread, and so does a named sub's body stay unparsed.
+    let mut c = ConfigMap::new();
+    let got = eval_file_with(
+        "return 1;\nsub f { ??? }\n__END__\n$CONFIG{B} = ???\n",
+        FILE,
+        &mut c,
+        opts,
+    );
+    assert_eq!(got.map(|e| e.warnings), Ok(vec![]));
+}
+
+/// Issue 18 #8: `%CONFIG = ( WAIT_TIMEOUT => 10 );` in an override file (the default
+/// file's style) wiped every default. With `merge_hash_assignment` it sets the keys it
+/// lists, keeps the others and says so with file:line; without it, Perl's replacement.
+#[test]
+fn hash_assignment_in_an_override_merges_with_a_warning() {
+    let merge = EvalOptions {
+        merge_hash_assignment: true,
+    };
+    let mut c = defaults();
+    let got = eval_file_with("\n%CONFIG = ( WAIT_TIMEOUT => 10 );\n", FILE, &mut c, merge);
+    assert_eq!(c.len(), defaults().len());
+    assert_eq!(c["WAIT_TIMEOUT"], Value::Int(10));
+    assert_eq!(c["CHARSET"], s("utf-8"));
+    let evaluated = got.unwrap_or_default();
+    assert_eq!(evaluated.lines.get("WAIT_TIMEOUT"), Some(&2));
+    assert_eq!(evaluated.warnings.len(), 1, "{evaluated:?}");
+    let w = &evaluated.warnings[0];
+    assert!(
+        w.starts_with(&format!("{FILE}:2: '%CONFIG = (...)'")),
+        "{w}"
+    );
+    assert!(w.contains("$CONFIG{KEY} = value;"), "{w}");
+    // Listing every key (`%CONFIG = (%CONFIG, ...)`) loses nothing even in Perl: no warning.
+    let mut c = defaults();
+    let got = eval_file_with("%CONFIG = (%CONFIG, VERBOSITY => 0);", FILE, &mut c, merge);
+    assert_eq!(got.map(|e| e.warnings), Ok(vec![]));
+    assert_eq!(c["VERBOSITY"], Value::Int(0));
+}
