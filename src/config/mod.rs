@@ -8,6 +8,7 @@
 //! Uses: config/perl, auth, httpdate.
 
 pub mod perl;
+pub mod validate;
 
 use crate::auth::Users;
 use crate::httpdate;
@@ -16,6 +17,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
+use validate::Origins;
 
 /// The defaults, shipped as `conf/dklab_realplexor.conf` and embedded so that the binary runs
 /// from any directory.
@@ -61,8 +63,16 @@ pub const KNOWN_KEYS: &[&str] = &[
 #[derive(Debug)]
 pub enum ConfigError {
     Perl(perl::PerlError),
-    Io { path: PathBuf, err: std::io::Error },
-    Invalid { key: &'static str, why: String },
+    Io {
+        path: PathBuf,
+        err: std::io::Error,
+    },
+    /// A value that does not fit its key; `at` is the `file:line` that set it.
+    Invalid {
+        key: &'static str,
+        why: String,
+        at: Option<String>,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -70,7 +80,10 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::Perl(e) => write!(f, "{e}"),
             ConfigError::Io { path, err } => write!(f, "Cannot read {}: {}", path.display(), err),
-            ConfigError::Invalid { key, why } => write!(f, "invalid {key}: {why}"),
+            ConfigError::Invalid { key, why, at } => match at {
+                Some(at) => write!(f, "{at}: invalid {key}: {why}"),
+                None => write!(f, "invalid {key}: {why}"),
+            },
         }
     }
 }
@@ -143,8 +156,16 @@ pub fn load(override_path: Option<&Path>, install_dir: &Path) -> Result<Loaded, 
     let mut notes = Vec::new();
     let mut values = ConfigMap::new();
     let default_path = install_dir.join("dklab_realplexor.conf");
-    perl::eval_file(DEFAULT_CONF, &default_path.to_string_lossy(), &mut values)
-        .map_err(ConfigError::Perl)?;
+    let default_name = default_path.to_string_lossy();
+    let evaluated = perl::eval_file_with(
+        DEFAULT_CONF,
+        &default_name,
+        &mut values,
+        EvalOptions::default(),
+    )
+    .map_err(ConfigError::Perl)?;
+    let mut origins = Origins::new();
+    note_origins(&mut origins, &default_name, &evaluated);
     let mut override_dir = None;
     if let Some(path) = override_path {
         // Compat: the original resolves a relative path against its installation directory;
@@ -174,6 +195,7 @@ pub fn load(override_path: Option<&Path>, install_dir: &Path) -> Result<Loaded, 
                 perl::eval_file_with(&text, &abs.to_string_lossy(), &mut values, options)
                     .map_err(ConfigError::Perl)?;
             notes.extend(evaluated.warnings.iter().map(|w| format!("CONFIG: {w}")));
+            note_origins(&mut origins, &abs.to_string_lossy(), &evaluated);
             override_dir = abs.parent().map(Path::to_path_buf);
         } else {
             notes.push(format!(
@@ -186,7 +208,15 @@ pub fn load(override_path: Option<&Path>, install_dir: &Path) -> Result<Loaded, 
         install_dir: install_dir.to_path_buf(),
         override_dir,
     };
+    validate::check(&values, &origins)?;
     build(values, &dirs, &mut notes).map(|config| Loaded { config, notes })
+}
+
+/// Records which file and line set each key a file's evaluation reports.
+fn note_origins(origins: &mut Origins, file: &str, evaluated: &perl::Evaluated) {
+    for (key, line) in &evaluated.lines {
+        origins.insert(key.clone(), (file.to_string(), *line));
+    }
 }
 
 fn get<'a>(v: &'a ConfigMap, key: &str) -> &'a Value {
@@ -202,6 +232,7 @@ fn num(v: &ConfigMap, key: &'static str) -> Result<f64, ConfigError> {
                 "must be a non-negative number, got {}",
                 get(v, key).to_perl_string()
             ),
+            at: None,
         });
     }
     Ok(x)
@@ -241,6 +272,7 @@ fn addrs(v: &ConfigMap, key: &'static str) -> Result<Vec<String>, ConfigError> {
         return Err(ConfigError::Invalid {
             key,
             why: "at least one host:port is needed".into(),
+            at: None,
         });
     }
     Ok(list)
@@ -266,6 +298,7 @@ fn build(
         return Err(ConfigError::Invalid {
             key: "IDENTIFIER",
             why: "must not be empty".into(),
+            at: None,
         });
     }
     let timeout = |key| -> Result<Option<Duration>, ConfigError> {

@@ -109,6 +109,21 @@ impl Value {
         }
     }
 
+    /// The number a scalar holds, if it is one in Perl's `looks_like_number` sense: an Int,
+    /// a Num, or a string that is wholly a number (surrounding whitespace allowed). Undef,
+    /// lists, code and other strings (`"1 minute"`, `""`) give None.
+    pub fn looks_like_number(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Num(f) => Some(*f),
+            Value::Str(s) => match parse_numeric_prefix(s) {
+                (n, true) => Some(n.as_f64()),
+                (_, false) => None,
+            },
+            Value::Undef | Value::List(_) | Value::Code(_) => None,
+        }
+    }
+
     /// Perl truthiness ("" , "0", 0, Undef are false).
     pub fn is_true(&self) -> bool {
         match self {
