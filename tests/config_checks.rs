@@ -223,6 +223,23 @@ fn wrong_type_value_on_reload_keeps_the_old_settings() {
     assert_eq!(parse_ids(&got).len(), 1, "{got}");
 }
 
+// ----- #9: a config path that is not a regular file -----
+
+/// A directory given as the config path was "does not exist, skipping" and the server
+/// started on the public defaults; now it is a startup error naming the path and why.
+#[test]
+fn directory_as_config_path_is_a_startup_error() {
+    let dir = temp_dir("dir");
+    let (status, stderr) = run_to_exit(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "got {status:?}; stderr:\n{stderr}"
+    );
+    let wanted = format!("{}: is a directory", dir.display());
+    assert!(stderr.contains(&wanted), "wanted {wanted:?} in:\n{stderr}");
+}
+
 // ----- #15: header injection through config values -----
 
 /// `CHARSET` went into every reply's Content-Type as it was, CR/LF included; it and the

@@ -175,7 +175,23 @@ pub fn load(override_path: Option<&Path>, install_dir: &Path) -> Result<Loaded, 
         } else {
             path.to_path_buf()
         };
-        if path.is_file() {
+        // A path that exists but is no regular file (a directory, a device) is an error,
+        // not a reason to start on the defaults.
+        let exists = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => true,
+            Ok(m) => {
+                let why = if m.is_dir() {
+                    "is a directory, not a config file"
+                } else {
+                    "is not a regular file"
+                };
+                let err = std::io::Error::other(why);
+                return Err(ConfigError::Io { path, err });
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+            Err(err) => return Err(ConfigError::Io { path, err }),
+        };
+        if exists {
             let abs = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             notes.push(format!(
                 "CONFIG: appending configuration from {}",
