@@ -263,3 +263,28 @@ fn header_values_with_cr_lf_are_config_errors() {
         assert!(!stderr.contains('\r'), "raw CR in: {stderr:?}");
     }
 }
+
+// ----- #14: users-file warnings -----
+
+/// Users-file warnings lacked file:line, and a line without a colon was accepted without a
+/// word: both now name the users file and the line, and the line is skipped.
+#[test]
+fn users_file_warnings_name_file_and_line() {
+    let s = Server::start_with_files(
+        "$CONFIG{USERS_FILE} = \"@DIR@/users.htpasswd\";",
+        &[(
+            "users.htpasswd",
+            "# publishers\nuser:32qjML0Qsbo8o\nspaced  :32qjML0Qsbo8o\nnocolon32qjML0Qsbo8o\n",
+        )],
+    );
+    let users = s.dir().join("users.htpasswd");
+    let users = users.display();
+    for wanted in [
+        format!("Warning: {users}:3: login \"spaced  \" is not alphanumeric, skipped."),
+        format!("Warning: {users}:4: line without a colon (expected login:hash), skipped."),
+    ] {
+        s.wait_log(|m| m == wanted, LOG_TIMEOUT);
+    }
+    // The good line still works.
+    s.push_ids("user:password@user_x", r#""a""#);
+}

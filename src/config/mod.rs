@@ -361,7 +361,12 @@ fn build(
         DEFAULT_USERS,
         dirs,
     )?;
-    let (users, warnings) = Users::parse(&String::from_utf8_lossy(&users_text));
+    // Users-file warnings name the file as found, or the built-in copy.
+    let users_shown = dirs.resolve(&users_name).map_or_else(
+        || format!("{users_name} (built-in)"),
+        |p| p.display().to_string(),
+    );
+    let (users, warnings) = Users::parse_file(&String::from_utf8_lossy(&users_text), &users_shown);
     notes.extend(warnings);
     let wait_header = format!(
         "HTTP/1.1 200 OK\r\nConnection: close\r\nCache-Control: no-store, no-cache, must-revalidate\r\n\
