@@ -1,11 +1,12 @@
 //! Typed configuration: the built-in defaults (`conf/dklab_realplexor.conf`, embedded), then
 //! the override file named on the command line, evaluated by `perl` into one `%CONFIG` map
-//! and then checked and converted once into `Config`.
+//! (remembering the file:line that set each key), checked by `validate` (type and range of
+//! every known key) and then converted once into `Config`.
 //!
 //! Structure: `Config { typed fields..., values: ConfigMap }`; `values` keeps every key for
 //! `$VAR` substitution in the IFRAME/SCRIPT templates. The static replies (IFRAME, SCRIPT)
 //! and the WAIT header block are built here, at load time, never per request.
-//! Uses: config/perl, auth, httpdate.
+//! Uses: config/perl, config/validate, auth, httpdate.
 
 pub mod perl;
 pub mod validate;

@@ -394,7 +394,10 @@ impl Parser<'_, '_> {
             std::iter::from_fn(|| Some((items.next()?.to_perl_string(), items.next()?))).collect()
         };
         if self.merge {
-            self.note_merge(line, &pairs);
+            // After `return` the statement is already warned about and will be undone.
+            if self.returned.is_none() {
+                self.note_merge(line, &pairs);
+            }
         } else {
             self.config.clear();
             self.lines.clear();

@@ -243,6 +243,13 @@ fn hash_assignment_in_an_override_merges_with_a_warning() {
         "{w}"
     );
     assert!(w.contains("$CONFIG{KEY} = value;"), "{w}");
+    // After `return`, only the skipped-statement warning.
+    let mut c = defaults();
+    let got = eval_file_with("return 1;\n%CONFIG = (A => 1);\n", FILE, &mut c, merge);
+    let warnings = got.map(|e| e.warnings).unwrap_or_default();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("after 'return'"), "{warnings:?}");
+    assert_eq!(c, defaults());
     // Listing every key (`%CONFIG = (%CONFIG, ...)`) loses nothing even in Perl: no warning.
     let mut c = defaults();
     let got = eval_file_with("%CONFIG = (%CONFIG, VERBOSITY => 0);", FILE, &mut c, merge);
