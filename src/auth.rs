@@ -38,13 +38,28 @@ impl std::fmt::Display for AuthError {
 }
 
 impl Users {
-    /// Parses the file text; returns the warnings to log.
+    /// `parse_file` for a text without a path; warnings name it `USERS_FILE`.
     pub fn parse(text: &str) -> (Users, Vec<String>) {
+        Users::parse_file(text, "USERS_FILE")
+    }
+
+    /// Parses the file text; returns the warnings to log, each naming `file:line` (`file`
+    /// is the path as the warnings should show it). A line without a colon and a login that
+    /// is not alphanumeric are skipped with a warning; blank and comment lines silently.
+    pub fn parse_file(text: &str, file: &str) -> (Users, Vec<String>) {
         let mut users = Users::default();
         let mut warnings = Vec::new();
-        for line in text.lines() {
+        for (index, line) in text.lines().enumerate() {
+            let at = index + 1;
             let line = line.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
+            }
             let Some((login, hash)) = line.split_once(':') else {
+                // The line is not echoed: it may be a password or a hash.
+                warnings.push(format!(
+                    "Warning: {file}:{at}: line without a colon (expected login:hash), skipped."
+                ));
                 continue;
             };
             if login.is_empty() {
@@ -53,7 +68,7 @@ impl Users {
             }
             if !login.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 warnings.push(format!(
-                    "Warning: login \"{login}\" is not alphanumeric, skipped."
+                    "Warning: {file}:{at}: login \"{login}\" is not alphanumeric, skipped."
                 ));
                 continue;
             }
@@ -251,12 +266,17 @@ mod tests {
 
     #[test]
     fn parses_guest_logins_and_warnings() {
-        let (u, w) =
-            Users::parse(":\n# comment\nuser:32qjML0Qsbo8o # trailing\nbad_login:x\nnocolon\n");
+        let (u, w) = Users::parse_file(
+            ":\n# comment\nuser:32qjML0Qsbo8o # trailing\nbad_login:x\nnocolon\n",
+            "/etc/users",
+        );
         assert!(u.guest_allowed());
         assert_eq!(
             w,
-            ["Warning: login \"bad_login\" is not alphanumeric, skipped."]
+            [
+                "Warning: /etc/users:4: login \"bad_login\" is not alphanumeric, skipped.",
+                "Warning: /etc/users:5: line without a colon (expected login:hash), skipped."
+            ]
         );
         assert_eq!(u.check(None), Ok(()));
         assert_eq!(u.check(Some(("user", b"password"))), Ok(()));

@@ -233,16 +233,20 @@ fn guest_line_admits_anonymous_publishers() {
     assert_eq!(show(&reply), denied("unknown login: nobody"));
 }
 
-/// Logins that are not `[A-Za-z0-9]+` are skipped at startup with the original's warning;
-/// using one is an unknown login.
+/// Logins that are not `[A-Za-z0-9]+` are skipped at startup with the original's warning
+/// (plus the users file's path and line); using one is an unknown login.
 #[test]
 fn non_alphanumeric_login_is_skipped_with_a_warning() {
     let s = start_with_users(
         "",
         "bad_login:32qjML0Qsbo8o\nuser:32qjML0Qsbo8o\nbad-dash:32qjML0Qsbo8o\n",
     );
-    for l in ["bad_login", "bad-dash"] {
-        let line = format!("Warning: login \"{l}\" is not alphanumeric, skipped.");
+    let users = s.dir().join("users.htpasswd");
+    for (l, at) in [("bad_login", 1), ("bad-dash", 3)] {
+        let line = format!(
+            "Warning: {}:{at}: login \"{l}\" is not alphanumeric, skipped.",
+            users.display()
+        );
         s.wait_log(|m| m == line, LOG_TIMEOUT);
     }
     let reply = s.push(b"X-Realplexor: identifier=bad_login:password@bad_login_x\r\n\r\n\"a\"");

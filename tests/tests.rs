@@ -21,6 +21,7 @@
 //! * `php_api`: the original PHP client's exact requests and reply checks (spec 12.2);
 //! * `cors`, `service`: CORS on the WAIT line; reload, stop, supervisor (spec 9.4-9.6, 14);
 //! * `startup`: a start is reported only once the first worker listens (issue 18);
+//! * `config_checks`: what a config file says is applied or reported with file:line (issue 18);
 //! * `loadtest`: each loadtest scenario once, small, against the real binary;
 //! * `hardening/`: hostile input and overload (mutations, slow clients, descriptors,
 //!   churn, lying publishers, memory), one file per job.
@@ -28,6 +29,7 @@
 mod auth;
 mod batching;
 mod commands;
+mod config_checks;
 mod cors;
 mod delivery;
 mod first_week;

@@ -1,22 +1,25 @@
 //! Typed configuration: the built-in defaults (`conf/dklab_realplexor.conf`, embedded), then
 //! the override file named on the command line, evaluated by `perl` into one `%CONFIG` map
-//! and then checked and converted once into `Config`.
+//! (remembering the file:line that set each key), checked by `validate` (type and range of
+//! every known key) and then converted once into `Config`.
 //!
 //! Structure: `Config { typed fields..., values: ConfigMap }`; `values` keeps every key for
 //! `$VAR` substitution in the IFRAME/SCRIPT templates. The static replies (IFRAME, SCRIPT)
 //! and the WAIT header block are built here, at load time, never per request.
-//! Uses: config/perl, auth, httpdate.
+//! Uses: config/perl, config/validate, auth, httpdate.
 
 mod addr_conflicts;
 pub mod perl;
+pub mod validate;
 
 use crate::auth::Users;
 use crate::httpdate;
-use perl::{ConfigMap, Value};
+use perl::{ConfigMap, EvalOptions, Value};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
+use validate::Origins;
 
 /// The defaults, shipped as `conf/dklab_realplexor.conf` and embedded so that the binary runs
 /// from any directory.
@@ -63,9 +66,17 @@ pub const KNOWN_KEYS: &[&str] = &[
 #[derive(Debug)]
 pub enum ConfigError {
     Perl(perl::PerlError),
-    Io { path: PathBuf, err: std::io::Error },
-    Invalid { key: &'static str, why: String },
+    Io {
+        path: PathBuf,
+        err: std::io::Error,
+    },
     Conflict(addr_conflicts::Conflict),
+    /// A value that does not fit its key; `at` is the `file:line` that set it.
+    Invalid {
+        key: &'static str,
+        why: String,
+        at: Option<String>,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -73,7 +84,10 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::Perl(e) => write!(f, "{e}"),
             ConfigError::Io { path, err } => write!(f, "Cannot read {}: {}", path.display(), err),
-            ConfigError::Invalid { key, why } => write!(f, "invalid {key}: {why}"),
+            ConfigError::Invalid { key, why, at } => match at {
+                Some(at) => write!(f, "{at}: invalid {key}: {why}"),
+                None => write!(f, "invalid {key}: {why}"),
+            },
             ConfigError::Conflict(c) => write!(f, "{c}"),
         }
     }
@@ -150,8 +164,16 @@ pub fn load(override_path: Option<&Path>, install_dir: &Path) -> Result<Loaded, 
     let mut notes = Vec::new();
     let mut values = ConfigMap::new();
     let default_path = install_dir.join("dklab_realplexor.conf");
-    perl::eval_file(DEFAULT_CONF, &default_path.to_string_lossy(), &mut values)
-        .map_err(ConfigError::Perl)?;
+    let default_name = default_path.to_string_lossy();
+    let evaluated = perl::eval_file_with(
+        DEFAULT_CONF,
+        &default_name,
+        &mut values,
+        EvalOptions::default(),
+    )
+    .map_err(ConfigError::Perl)?;
+    let mut origins = Origins::new();
+    note_origins(&mut origins, &default_name, &evaluated);
     let mut override_dir = None;
     if let Some(path) = override_path {
         // Compat: the original resolves a relative path against its installation directory;
@@ -161,7 +183,23 @@ pub fn load(override_path: Option<&Path>, install_dir: &Path) -> Result<Loaded, 
         } else {
             path.to_path_buf()
         };
-        if path.is_file() {
+        // A path that exists but is no regular file (a directory, a device) is an error,
+        // not a reason to start on the defaults.
+        let exists = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => true,
+            Ok(m) => {
+                let why = if m.is_dir() {
+                    "is a directory, not a config file"
+                } else {
+                    "is not a regular file"
+                };
+                let err = std::io::Error::other(why);
+                return Err(ConfigError::Io { path, err });
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+            Err(err) => return Err(ConfigError::Io { path, err }),
+        };
+        if exists {
             let abs = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             notes.push(format!(
                 "CONFIG: appending configuration from {}",
@@ -172,8 +210,16 @@ pub fn load(override_path: Option<&Path>, install_dir: &Path) -> Result<Loaded, 
                 err,
             })?;
             let text = String::from_utf8_lossy(&text);
-            perl::eval_file(&text, &abs.to_string_lossy(), &mut values)
-                .map_err(ConfigError::Perl)?;
+            // An override written like the default file (`%CONFIG = (...)`) changes the keys
+            // it lists instead of wiping the defaults (with a warning).
+            let options = EvalOptions {
+                merge_hash_assignment: true,
+            };
+            let evaluated =
+                perl::eval_file_with(&text, &abs.to_string_lossy(), &mut values, options)
+                    .map_err(ConfigError::Perl)?;
+            notes.extend(evaluated.warnings.iter().map(|w| format!("CONFIG: {w}")));
+            note_origins(&mut origins, &abs.to_string_lossy(), &evaluated);
             override_dir = abs.parent().map(Path::to_path_buf);
         } else {
             notes.push(format!(
@@ -186,7 +232,15 @@ pub fn load(override_path: Option<&Path>, install_dir: &Path) -> Result<Loaded, 
         install_dir: install_dir.to_path_buf(),
         override_dir,
     };
+    validate::check(&values, &origins)?;
     build(values, &dirs, &mut notes).map(|config| Loaded { config, notes })
+}
+
+/// Records which file and line set each key a file's evaluation reports.
+fn note_origins(origins: &mut Origins, file: &str, evaluated: &perl::Evaluated) {
+    for (key, line) in &evaluated.lines {
+        origins.insert(key.clone(), (file.to_string(), *line));
+    }
 }
 
 fn get<'a>(v: &'a ConfigMap, key: &str) -> &'a Value {
@@ -202,6 +256,7 @@ fn num(v: &ConfigMap, key: &'static str) -> Result<f64, ConfigError> {
                 "must be a non-negative number, got {}",
                 get(v, key).to_perl_string()
             ),
+            at: None,
         });
     }
     Ok(x)
@@ -241,6 +296,7 @@ fn addrs(v: &ConfigMap, key: &'static str) -> Result<Vec<String>, ConfigError> {
         return Err(ConfigError::Invalid {
             key,
             why: "at least one host:port is needed".into(),
+            at: None,
         });
     }
     Ok(list)
@@ -266,6 +322,7 @@ fn build(
         return Err(ConfigError::Invalid {
             key: "IDENTIFIER",
             why: "must not be empty".into(),
+            at: None,
         });
     }
     let timeout = |key| -> Result<Option<Duration>, ConfigError> {
@@ -312,7 +369,12 @@ fn build(
         DEFAULT_USERS,
         dirs,
     )?;
-    let (users, warnings) = Users::parse(&String::from_utf8_lossy(&users_text));
+    // Users-file warnings name the file as found, or the built-in copy.
+    let users_shown = dirs.resolve(&users_name).map_or_else(
+        || format!("{users_name} (built-in)"),
+        |p| p.display().to_string(),
+    );
+    let (users, warnings) = Users::parse_file(&String::from_utf8_lossy(&users_text), &users_shown);
     notes.extend(warnings);
     let wait_header = format!(
         "HTTP/1.1 200 OK\r\nConnection: close\r\nCache-Control: no-store, no-cache, must-revalidate\r\n\
