@@ -19,12 +19,14 @@
 //!   the users file and every password scheme (spec 6.3, 7, 8; 12.1 #13-#31);
 //! * `php_api`: the original PHP client's exact requests and reply checks (spec 12.2);
 //! * `cors`, `service`: CORS on the WAIT line; reload, stop, supervisor (spec 9.4-9.6, 14);
-//! * `loadtest`: each loadtest scenario once, small, against the real binary.
+//! * `loadtest`: each loadtest scenario once, small, against the real binary;
+//! * `gap`, `snapshot`: the gap signal; SNAPSHOT_FILE across restarts.
 
 mod auth;
 mod commands;
 mod cors;
 mod delivery;
+mod gap;
 mod hardening;
 mod in_line;
 mod loadtest;
@@ -32,5 +34,6 @@ mod php_api;
 mod presence;
 mod servertest;
 mod service;
+mod snapshot;
 mod util;
 mod wait_line;

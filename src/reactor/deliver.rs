@@ -56,13 +56,15 @@ impl Reactor {
         let Some(transport) = self.conns.get(key).map(|c| c.transport) else {
             return;
         };
-        if out
-            .shape
-            .as_ref()
-            .is_none_or(|(t, p)| *t != transport || !transport::same_blocks(p, &d.blocks))
+        // A reply with a gap notice is particular to its listener: never shared.
+        if !d.gaps.is_empty()
+            || out
+                .shape
+                .as_ref()
+                .is_none_or(|(t, p)| *t != transport || !transport::same_blocks(p, &d.blocks))
         {
             out.body.clear();
-            transport.encode(&d.blocks, &mut out.body);
+            transport.encode(&d.blocks, &d.gaps, &mut out.body);
         }
         let after = transport.after_delivery();
         if let Some(c) = self.conns.get_mut(key) {
@@ -82,7 +84,7 @@ impl Reactor {
         if done == Ok(true) && after == After::Close {
             self.finish(key);
         }
-        out.shape = Some((transport, d.blocks));
+        out.shape = d.gaps.is_empty().then_some((transport, d.blocks));
     }
 
     /// Applies one published message: queue it under its targets, then wake and answer

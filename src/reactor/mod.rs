@@ -151,6 +151,11 @@ impl Reactor {
             signals: None,
             stop_by: None,
         };
+        // The history starts now (a snapshot, loaded later, moves it back); cursors
+        // generated from here on are above it even if the clock steps back.
+        let start = crate::cursor::wall_cursor(SystemTime::now());
+        r.cursors.raise_floor(&start);
+        r.storage.set_history_start(start);
         let addrs = wanted_addrs(&r.cfg);
         r.listeners = r.bind_all(Vec::new(), &addrs)?;
         Ok(r)

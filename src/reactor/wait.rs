@@ -93,7 +93,12 @@ impl Reactor {
                     let name = std::str::from_utf8(it.id).unwrap_or_default();
                     pairs.push((cursor, self.storage.intern(name)));
                 }
-                self.register(key, pairs, cors);
+                // Gap blocks are opt-in (`gap=1`): without it the bytes are the original's.
+                let gaps = self
+                    .conns
+                    .get(key)
+                    .is_some_and(|c| http::query_flag(&c.buf, b"gap=1"));
+                self.register(key, pairs, cors, gaps);
                 return;
             }
         };
@@ -152,6 +157,7 @@ impl Reactor {
         key: usize,
         pairs: Vec<(Cursor, ChannelId)>,
         cors: Option<Vec<u8>>,
+        gaps: bool,
     ) {
         let Some(id) = self.id_of(key) else {
             self.storage.forget_unused(pairs.iter().map(|p| p.1));
@@ -177,6 +183,9 @@ impl Reactor {
             return;
         }
         let l = self.storage.register(id, pairs, &self.limits);
+        if gaps {
+            self.storage.want_gaps(l);
+        }
         if let Some(c) = self.conns.get_mut(key) {
             c.listener = Some(l);
         }

@@ -69,7 +69,9 @@ impl Storage {
                     self.collect(l, i, &mut hits);
                 }
             }
-            if let Some(d) = self.build_one(l, &hits) {
+            let mut gaps = Vec::new();
+            self.collect_gaps(l, Some(&run.ids), &mut gaps);
+            if let Some(d) = self.build_one(l, &hits, gaps) {
                 found = Some(d);
                 break;
             }
@@ -118,7 +120,9 @@ impl Storage {
         let mut with_data: Vec<ChannelId> = hits.iter().map(|h| h.channel).collect();
         with_data.sort_unstable();
         with_data.dedup();
-        let d = self.build_one(l, &hits)?;
+        let mut gaps = Vec::new();
+        self.collect_gaps(l, None, &mut gaps);
+        let d = self.build_one(l, &hits, gaps)?;
         let mut names: Vec<Rc<str>> = with_data
             .iter()
             .filter_map(|&id| self.channel_name(id).cloned())
@@ -166,9 +170,15 @@ impl Storage {
             })
     }
 
-    /// Turns one listener's hits into its reply blocks and detaches it; None without hits.
-    pub(super) fn build_one(&mut self, l: ListenerId, hits: &[Hit]) -> Option<Delivery> {
-        if hits.is_empty() {
+    /// Turns one listener's hits and gaps into its reply and detaches it; None without
+    /// either.
+    pub(super) fn build_one(
+        &mut self,
+        l: ListenerId,
+        hits: &[Hit],
+        gaps: Vec<(Rc<str>, Cursor)>,
+    ) -> Option<Delivery> {
+        if hits.is_empty() && gaps.is_empty() {
             return None;
         }
         let conn = self.listeners.get(l as usize)?.conn;
@@ -216,6 +226,7 @@ impl Storage {
             listener: l,
             conn,
             blocks,
+            gaps,
         })
     }
 }

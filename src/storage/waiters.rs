@@ -79,6 +79,7 @@ impl Storage {
             npairs,
             first_cursor,
             attached: true,
+            gaps: false,
         });
         debug_assert_eq!(key as ListenerId, l);
         l

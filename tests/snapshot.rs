@@ -1,0 +1,1 @@
+//! SNAPSHOT_FILE: queues, cursors and WATCH positions across a graceful restart.
