@@ -3,7 +3,7 @@
 //! the config, raises limits, binds, drops privileges and runs the reactor. This is the
 //! only place that turns errors into messages and exit codes.
 
-use realplexor::reactor::{ConfigSource, Exit, Reactor};
+use realplexor::reactor::{self, ConfigSource, Exit, Reactor};
 use realplexor::{config, logging, rlog, storage::Counts, supervisor, sys};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -89,12 +89,15 @@ fn main() -> ExitCode {
         }
         let worker_args: Vec<String> = m.free.clone();
         let (ov, dir) = (override_path.clone(), install_dir.clone());
-        let max_mem = move || {
-            config::load(ov.as_deref(), &dir)
-                .map(|l| l.config.max_mem_mb)
-                .unwrap_or(0.0)
+        let watch = move || match config::load(ov.as_deref(), &dir) {
+            Ok(l) => supervisor::Watch {
+                max_mem_mb: l.config.max_mem_mb,
+                // A worker that writes a snapshot gets time to finish it.
+                snapshot: reactor::snapshot_path(&l.config).is_some(),
+            },
+            Err(_) => supervisor::Watch::default(),
         };
-        ExitCode::from(supervisor::run(&worker_args, &max_mem).clamp(0, 255) as u8)
+        ExitCode::from(supervisor::run(&worker_args, &watch).clamp(0, 255) as u8)
     };
     remove(pidfile.as_deref());
     code
@@ -141,6 +144,8 @@ fn worker(
             return ExitCode::from(1);
         }
     };
+    // Bound but not serving yet: the snapshot is in place before the first request.
+    reactor.load_snapshot();
     if let Err(e) = reactor.handle_signals(ConfigSource {
         override_path,
         install_dir,
@@ -165,7 +170,10 @@ fn worker(
             sys::die_with_parent(ppid);
         }
     }
-    match reactor.run() {
+    let result = reactor.run();
+    // Whatever ended the loop, keep what is queued for the next worker.
+    reactor.save_snapshot();
+    match result {
         Ok(Exit::Stop) => ExitCode::SUCCESS,
         Ok(Exit::Restart) => ExitCode::from(RESTART_CODE),
         Err(e) => {

@@ -56,6 +56,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "MAX_MEM_MB",
     "ALLOWED_ORIGINS",
     "IFRAME_ORIGIN_AGENT_CLUSTER",
+    "SNAPSHOT_FILE",
 ];
 
 #[derive(Debug)]
@@ -100,6 +101,8 @@ pub struct Config {
     pub max_mem_mb: f64,
     /// Origins whose WAIT requests get CORS headers (`*`: any); empty keeps the original bytes.
     pub allowed_origins: Vec<String>,
+    /// Where a graceful stop writes every queue and the next start reads it ('' = off).
+    pub snapshot_file: String,
     /// The complete IFRAME reply (headers and substituted content).
     pub iframe_reply: Rc<[u8]>,
     /// The complete SCRIPT reply.
@@ -329,6 +332,7 @@ fn build(
         verbosity,
         max_mem_mb: num(&values, "MAX_MEM_MB")?,
         allowed_origins,
+        snapshot_file: string(&values, "SNAPSHOT_FILE"),
         iframe_reply: iframe,
         script_reply: script,
         wait_header: Rc::from(wait_header.into_bytes()),

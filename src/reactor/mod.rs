@@ -16,6 +16,7 @@ mod control;
 mod deliver;
 mod housekeeping;
 mod listen;
+mod persist;
 mod publish;
 mod source;
 mod wait;
@@ -23,6 +24,7 @@ mod wait;
 use control::limits_of;
 use deliver::{join_ids, ReplyCache};
 use listen::{wanted_addrs, ListenToken, Listener};
+pub use persist::{snapshot_path, SNAPSHOT_ENV};
 use source::Source;
 
 use crate::commands::{self, Command};

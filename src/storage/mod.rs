@@ -32,6 +32,7 @@ mod waiters;
 
 pub use delivery::DeliveryRun;
 use delivery::Hit;
+pub use persist::SnapCounts;
 
 use crate::cursor::Cursor;
 use crate::timers::{TimerKey, Timers};
