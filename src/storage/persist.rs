@@ -238,4 +238,76 @@ mod tests {
             Some(Expired::Cleaned(_))
         ));
     }
+
+    /// The README figure: `cargo test --release --lib snapshot_figures -- --ignored
+    /// --nocapture` (100,000 ids x 30 messages of 40 bytes, every 10th body shared by 2 ids).
+    #[test]
+    #[ignore]
+    fn snapshot_figures() {
+        use std::io::BufWriter;
+        let l = Limits {
+            max_data_for_id: 30,
+            ..lim()
+        };
+        let now = Instant::now();
+        let mut s = Storage::new();
+        let ids: Vec<ChannelId> = (0..100_000)
+            .map(|i| s.intern(&format!("user_{i}")))
+            .collect();
+        let mut gen = crate::cursor::CursorGen::new();
+        let wall = std::time::SystemTime::now();
+        for round in 0..30 {
+            for (i, &id) in ids.iter().enumerate() {
+                let m = Rc::new(Message {
+                    data: format!("{{\"n\":{round},\"text\":\"message {i:>12}\"}}")
+                        .into_bytes()
+                        .into(),
+                    limiters: Box::new([]),
+                });
+                let mut targets = vec![(gen.next(wall), id)];
+                if i % 10 == 0 {
+                    let other = ids[(i + 1) % ids.len()];
+                    targets.push((targets[0].0.clone(), other));
+                }
+                s.push(now, &m, &targets, &l);
+            }
+        }
+        let path = std::env::temp_dir().join(format!("rplx-snap-bench-{}", std::process::id()));
+        let t0 = Instant::now();
+        let f = std::fs::File::create(&path).unwrap();
+        let (w, n, bytes) = s
+            .write_snapshot(
+                BufWriter::with_capacity(1 << 20, f),
+                &gen.last(),
+                now,
+                0,
+                &l,
+            )
+            .unwrap();
+        w.into_inner().unwrap().sync_all().unwrap();
+        let write = t0.elapsed();
+        let t1 = Instant::now();
+        let file = std::fs::read(&path).unwrap();
+        let read = t1.elapsed();
+        let img = decode(&file).unwrap();
+        let parse = t1.elapsed();
+        drop(file);
+        let mut t = Storage::new();
+        let got = t.restore(img, now, 0, &l);
+        let load = t1.elapsed();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!((got.queues, got.items), (n.queues, n.items));
+        eprintln!(
+            "snapshot: {} ids, {} items, {} bodies, {} bytes ({:.1} MB); write+fsync {:.0} ms; read+parse+apply {:.0} ms (read {:.0}, parse {:.0})",
+            n.queues,
+            n.items,
+            n.messages,
+            bytes,
+            bytes as f64 / 1e6,
+            write.as_secs_f64() * 1e3,
+            load.as_secs_f64() * 1e3,
+            read.as_secs_f64() * 1e3,
+            (parse - read).as_secs_f64() * 1e3
+        );
+    }
 }
