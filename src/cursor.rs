@@ -152,9 +152,7 @@ impl CursorGen {
 
     /// A cursor greater than every cursor this generator returned before and not below `wall`.
     pub fn next(&mut self, wall: SystemTime) -> Cursor {
-        let d = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let mut secs = d.as_secs();
-        let mut frac = u64::from(d.subsec_micros()) * MICRO_UNITS;
+        let (mut secs, mut frac) = wall_parts(wall);
         if (secs, frac) <= (self.last_secs, self.last_frac) {
             secs = self.last_secs;
             frac = self.last_frac + 1;
@@ -166,6 +164,54 @@ impl CursorGen {
         self.last_secs = secs;
         self.last_frac = frac;
         Cursor::Gen { secs, frac }
+    }
+
+    /// The newest cursor generated so far (or the floor; `0.00000000000000` at first).
+    pub fn last(&self) -> Cursor {
+        Cursor::Gen {
+            secs: self.last_secs,
+            frac: self.last_frac,
+        }
+    }
+
+    /// Makes every later cursor greater than `floor` (a generated cursor), even if the wall
+    /// clock is behind it: a restart that loads a snapshot raises the floor to the snapshot's
+    /// last cursor, so that cursors never repeat across a clock step back. A floor below
+    /// what was already generated changes nothing.
+    pub fn raise_floor(&mut self, floor: &Cursor) {
+        if let Cursor::Gen { secs, frac } = *floor {
+            if (secs, frac) > (self.last_secs, self.last_frac) && frac < FRAC_UNITS {
+                self.last_secs = secs;
+                self.last_frac = frac;
+            }
+        }
+    }
+}
+
+/// The generated cursor that `wall` itself stands for (no sequence): where a server's
+/// history begins.
+pub fn wall_cursor(wall: SystemTime) -> Cursor {
+    let (secs, frac) = wall_parts(wall);
+    Cursor::Gen { secs, frac }
+}
+
+fn wall_parts(wall: SystemTime) -> (u64, u64) {
+    let d = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs(), u64::from(d.subsec_micros()) * MICRO_UNITS)
+}
+
+impl Cursor {
+    /// Whether the cursor's value is zero (`0`, `000`, `0.0`): "from the oldest kept".
+    pub fn is_zero(&self) -> bool {
+        match self {
+            Cursor::Gen { secs, frac } => *secs == 0 && *frac == 0,
+            Cursor::Text(t) => t.bytes().all(|b| b == b'0' || b == b'.'),
+        }
+    }
+
+    /// Whether the client sent this cursor (a generated one stands for "no cursor").
+    pub fn is_from_client(&self) -> bool {
+        matches!(self, Cursor::Text(_))
     }
 }
 
@@ -239,6 +285,29 @@ mod tests {
         }
         let now = g.next(base + Duration::from_secs(100));
         assert!(now.to_string().starts_with("1700000100."));
+    }
+
+    #[test]
+    fn floor_keeps_cursors_above_a_snapshot_after_the_clock_went_back() {
+        let mut g = CursorGen::new();
+        let floor = Cursor::Gen {
+            secs: 2_000_000_000,
+            frac: 5,
+        };
+        g.raise_floor(&floor);
+        assert_eq!(g.last().to_string(), "2000000000.00000000000005");
+        let c = g.next(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        assert!(c.is_after(&floor), "{c}");
+        // A lower floor changes nothing; a client's text cursor is not a floor.
+        g.raise_floor(&Cursor::Gen { secs: 1, frac: 0 });
+        g.raise_floor(&t("9999999999"));
+        assert!(g.next(UNIX_EPOCH).is_after(&c));
+        assert_eq!(
+            wall_cursor(UNIX_EPOCH + Duration::from_micros(1_500_001)).to_string(),
+            "1.50000100000000"
+        );
+        assert!(t("0").is_zero() && t("00.000").is_zero() && !t("0.1").is_zero());
+        assert!(!g.last().is_from_client() && t("1").is_from_client());
     }
 
     #[test]

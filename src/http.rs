@@ -90,9 +90,57 @@ pub fn with_headers(reply: &[u8], extra: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether the request's first line carries the query parameter `param` (`gap=1`) after
+/// a `?` or `&` and before `&`, a space or the line's end: a client's opt-in to a
+/// realplexor-only feature. Only the first line counts (a body or header never opts in);
+/// clients put it before the identifier marker, so that it has arrived when the marker is
+/// found.
+pub fn query_flag(buf: &[u8], param: &[u8]) -> bool {
+    let line_end = buf.iter().position(|&c| c == b'\n').unwrap_or(buf.len());
+    let line = buf.get(..line_end).unwrap_or_default();
+    if param.is_empty() {
+        return false;
+    }
+    line.windows(param.len()).enumerate().any(|(i, w)| {
+        w == param
+            && i.checked_sub(1)
+                .and_then(|p| line.get(p))
+                .is_some_and(|&c| c == b'?' || c == b'&')
+            && line
+                .get(i + param.len())
+                .is_some_and(|&c| matches!(c, b'&' | b' ' | b'\r' | b'#'))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_flags() {
+        let yes: [&[u8]; 4] = [
+            b"GET /?gap=1&identifier=a HTTP/1.1\r\n",
+            b"GET /?identifier=a&gap=1 HTTP/1.1\r\n",
+            b"POST /x?a=b&gap=1&c HTTP/1.1\r\n",
+            b"GET /?gap=1\r\n",
+        ];
+        for b in yes {
+            assert!(query_flag(b, b"gap=1"), "{}", String::from_utf8_lossy(b));
+        }
+        let no: [&[u8]; 7] = [
+            b"GET /?gap=10&identifier=a HTTP/1.1\r\n",
+            b"GET /?xgap=1 HTTP/1.1\r\n",
+            b"GET /gap=1 HTTP/1.1\r\n",
+            b"GET /?identifier=a HTTP/1.1\r\nX: ?gap=1 \r\n",
+            b"identifier=a\n",
+            b"GET /?gap=1",
+            b"",
+        ];
+        for b in no {
+            assert!(!query_flag(b, b"gap=1"), "{}", String::from_utf8_lossy(b));
+        }
+        assert!(!query_flag(b"?&", b""));
+    }
 
     #[test]
     fn heads() {

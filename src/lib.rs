@@ -12,7 +12,8 @@
 //! - `transport`: what a parked listener is sent and whether it stays (`longpoll`: the
 //!   original's reply body, then close).
 //! - `in_line`, `commands`: IN request parsing (marker, body, 403s) and ONLINE / WATCH / STATS.
-//! - `storage`: channel queues, parked listeners, presence, channel timers, events.
+//! - `storage`: channel queues, parked listeners, presence, channel timers, events, gaps;
+//!   `snapshot`: the SNAPSHOT_FILE format.
 //! - `ident`: the `identifier=` marker scanner; `cursor`: cursors and their generator.
 //! - `config` (+ `config::perl`): the Perl-syntax config files; `auth`: the users file.
 //! - `timers`: O(1) deadline queues; `logging`: the original's log format;
@@ -37,6 +38,7 @@ pub mod in_line;
 pub mod logging;
 pub mod reactor;
 pub mod ready;
+pub mod snapshot;
 pub mod sse;
 pub mod storage;
 pub mod supervisor;

@@ -8,7 +8,7 @@
 //! supervisor told. A first worker that cannot start makes the whole process exit 1 with
 //! its error.
 
-use realplexor::reactor::{ConfigSource, Exit, Reactor};
+use realplexor::reactor::{self, ConfigSource, Exit, Reactor};
 use realplexor::{config, logging, ready, rlog, storage::Counts, supervisor, sys};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -92,16 +92,19 @@ fn main() -> ExitCode {
         }
         let worker_args: Vec<String> = m.free.clone();
         let (ov, dir) = (override_path.clone(), install_dir.clone());
-        let max_mem = move || {
-            config::load(ov.as_deref(), &dir)
-                .map(|l| l.config.max_mem_mb)
-                .unwrap_or(0.0)
+        let watch = move || match config::load(ov.as_deref(), &dir) {
+            Ok(l) => supervisor::Watch {
+                max_mem_mb: l.config.max_mem_mb,
+                // A worker that writes a snapshot gets time to finish it.
+                snapshot: reactor::snapshot_path(&l.config).is_some(),
+            },
+            Err(_) => supervisor::Watch::default(),
         };
         let mut on_ready = || match &pidfile {
             Some(p) => write_pidfile(p).map(|()| wrote_pidfile = true),
             None => Ok(()),
         };
-        let code = supervisor::run(&worker_args, &max_mem, &mut on_ready);
+        let code = supervisor::run(&worker_args, &watch, &mut on_ready);
         ExitCode::from(code.clamp(0, 255) as u8)
     };
     // Only a pid file this process wrote: a failed start must not remove a running one's.
@@ -200,6 +203,8 @@ fn worker(
             return startup.fail(&e);
         }
     };
+    // Bound but not serving yet: the snapshot is in place before the first request.
+    reactor.load_snapshot();
     if let Err(e) = reactor.handle_signals(ConfigSource {
         override_path,
         install_dir,
@@ -225,7 +230,10 @@ fn worker(
     if let Err(e) = startup.ready() {
         return startup.fail(&e);
     }
-    match reactor.run() {
+    let result = reactor.run();
+    // Whatever ended the loop, keep what is queued for the next worker.
+    reactor.save_snapshot();
+    match result {
         Ok(Exit::Stop) => ExitCode::SUCCESS,
         Ok(Exit::Restart) => ExitCode::from(RESTART_CODE),
         Err(e) => {

@@ -3,7 +3,9 @@
 //! when its memory exceeds MAX_MEM_MB, as the original's watchdog does (spec 9.6).
 //!
 //! SIGHUP is forwarded to the worker (and MAX_MEM_MB re-read); SIGINT/SIGTERM stop the
-//! worker gracefully (SIGINT, then SIGKILL after a second) and end the supervisor.
+//! worker gracefully (SIGINT, then SIGKILL after a second, or after `SNAPSHOT_GRACE` when
+//! the worker writes a snapshot) and end the supervisor. The MAX_MEM_MB recycle stops the
+//! worker the same way, so its snapshot is written and the next worker loads it.
 //! The first worker reports through a pipe (`ready`) once it is listening: only then does
 //! the supervisor call `on_ready` (which writes the pid file); if the first worker cannot
 //! start, the supervisor prints its error and exits 1 instead of restarting it forever.
@@ -36,13 +38,36 @@ fn install_handlers() {
 /// Environment variable that tells the worker its supervisor's pid (for PDEATHSIG).
 pub const PARENT_ENV: &str = "REALPLEXOR_SUPERVISOR_PID";
 
+/// What the supervisor reads from the config (again on SIGHUP).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Watch {
+    /// MAX_MEM_MB (0 disables the check).
+    pub max_mem_mb: f64,
+    /// SNAPSHOT_FILE is on: a stopping worker writes it, so it gets `SNAPSHOT_GRACE`
+    /// before SIGKILL instead of the original's second.
+    pub snapshot: bool,
+}
+
+/// How long a worker that writes a snapshot may take to stop.
+pub const SNAPSHOT_GRACE: Duration = Duration::from_secs(60);
+
+impl Watch {
+    fn grace(&self) -> Duration {
+        if self.snapshot {
+            SNAPSHOT_GRACE
+        } else {
+            Duration::from_secs(2)
+        }
+    }
+}
+
 /// Runs the supervisor until SIGINT/SIGTERM. `worker_args` are the arguments of the worker
-/// (after `--worker`); `max_mem_mb` reads the current limit (0 disables the check);
+/// (after `--worker`); `watch` reads MAX_MEM_MB and whether SNAPSHOT_FILE is on;
 /// `on_ready` runs once, when the first worker listens (an error stops everything).
 /// Returns 1 if the first worker cannot start.
 pub fn run(
     worker_args: &[String],
-    max_mem_mb: &dyn Fn() -> f64,
+    watch: &dyn Fn() -> Watch,
     on_ready: &mut dyn FnMut() -> Result<(), String>,
 ) -> i32 {
     install_handlers();
@@ -60,7 +85,7 @@ pub fn run(
             return 1;
         }
     };
-    let mut limit = max_mem_mb();
+    let mut conf = watch();
     loop {
         let ready_fd = first.as_ref().and_then(Pipe::write_fd);
         let mut child = match spawn(&exe, worker_args, ready_fd) {
@@ -83,7 +108,7 @@ pub fn run(
                 Some(Report::Ready) => {
                     if let Err(e) = on_ready() {
                         eprintln!("realplexor: {e}");
-                        stop(&mut child);
+                        stop(&mut child, conf.grace());
                         return 1;
                     }
                     ready::notify_systemd("READY=1");
@@ -99,7 +124,7 @@ pub fn run(
                     return 1;
                 }
                 Some(Report::Pending) | None => {
-                    stop(&mut child);
+                    stop(&mut child, conf.grace());
                     return 0;
                 }
             }
@@ -109,18 +134,19 @@ pub fn run(
             match PENDING.swap(0, Ordering::SeqCst) {
                 0 => {}
                 libc::SIGHUP => {
-                    limit = max_mem_mb();
+                    conf = watch();
                     signal(&child, libc::SIGHUP);
                 }
                 sig => {
                     let _ = sig;
-                    stop(&mut child);
+                    stop(&mut child, conf.grace());
                     return 0;
                 }
             }
             if let Ok(Some(_)) = child.try_wait() {
                 break;
             }
+            let limit = conf.max_mem_mb;
             if limit > 0.0 && last_check.elapsed() >= Duration::from_secs(1) {
                 last_check = Instant::now();
                 let mb = sys::rss_bytes(child.id()).unwrap_or(0) as f64 / (1024.0 * 1024.0);
@@ -128,7 +154,9 @@ pub fn run(
                     eprintln!(
                         "Daemon process uses {mb:.6} MB of memory which is larger than {limit:.6} MB. Killing..."
                     );
-                    stop(&mut child);
+                    // SIGINT then a wait, never a bare SIGKILL: the worker writes its
+                    // snapshot, and the next one loads it before serving.
+                    stop(&mut child, conf.grace());
                     break;
                 }
             }
@@ -183,10 +211,11 @@ fn signal(child: &Child, sig: libc::c_int) {
     }
 }
 
-/// SIGINT, up to a second of grace, then SIGKILL (the original's wording on stderr).
-fn stop(child: &mut Child) {
+/// SIGINT, up to `grace` (2 s, or the snapshot's time), then SIGKILL (the original's
+/// wording on stderr).
+fn stop(child: &mut Child, grace: Duration) {
     signal(child, libc::SIGINT);
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             eprintln!("Normally terminated.");

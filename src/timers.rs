@@ -171,6 +171,11 @@ impl<T> Timers<T> {
         self.cancel(TimerKey(key))
     }
 
+    /// The deadline of a live timer.
+    pub fn deadline(&self, key: TimerKey) -> Option<Instant> {
+        self.nodes.get(key.0 as usize).map(|n| n.deadline)
+    }
+
     /// The payload of a live timer.
     pub fn get(&self, key: TimerKey) -> Option<&T> {
         self.nodes.get(key.0 as usize).map(|n| &n.payload)

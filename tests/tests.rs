@@ -22,6 +22,7 @@
 //! * `cors`, `service`: CORS on the WAIT line; reload, stop, supervisor (spec 9.4-9.6, 14);
 //! * `startup`: a start is reported only once the first worker listens (issue 18);
 //! * `config_checks`: what a config file says is applied or reported with file:line (issue 18);
+//! * `gap`, `snapshot`: the gap signal; SNAPSHOT_FILE across restarts;
 //! * `loadtest`: each loadtest scenario once, small, against the real binary;
 //! * `hardening/`: hostile input and overload (mutations, slow clients, descriptors,
 //!   churn, lying publishers, memory), one file per job.
@@ -33,6 +34,7 @@ mod config_checks;
 mod cors;
 mod delivery;
 mod first_week;
+mod gap;
 mod hardening;
 mod in_line;
 mod loadtest;
@@ -40,6 +42,7 @@ mod php_api;
 mod presence;
 mod servertest;
 mod service;
+mod snapshot;
 mod sse;
 mod startup;
 mod util;

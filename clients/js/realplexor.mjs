@@ -111,6 +111,10 @@ var Dklab_Realplexor = (function () {
         }
         this._withCredentials = !!opt.withCredentials;
         this._onStatus = typeof opt.onStatus == "function" ? opt.onStatus : null;
+        // onGap(id, cursor): the server dropped messages this client had not seen (queue
+        // trimmed or cleaned, or a restart without snapshot); listening goes on from
+        // cursor. Setting it makes the poll send gap=1 (realplexor only).
+        this._onGap = typeof opt.onGap == "function" ? opt.onGap : null;
 
         this._xhr = null;          // the poll in flight
         this._timer = null;        // the scheduled next poll
@@ -273,6 +277,8 @@ var Dklab_Realplexor = (function () {
         }
         var idParam = this._opt.identifier + "=" + list.join(",");
         var uri = this._url, method = "GET", body = null;
+        // The opt-in goes first in the request line, before the identifier.
+        if (this._onGap) uri += (uri.indexOf("?") < 0 ? "?" : "&") + "gap=1";
         if (idParam.length + uri.length < this._opt.maxGetLength) {
             // ncrnd defeats caches that ignore Cache-Control.
             uri += (uri.indexOf("?") < 0 ? "?" : "&") + idParam + "&ncrnd=" + now();
@@ -386,14 +392,30 @@ var Dklab_Realplexor = (function () {
             if (!part || typeof part != "object" || part.ids == null) {
                 throw new Error("Cannot find \"ids\" property within the response part");
             }
-            if (!own(part, "data")) throw new Error("Cannot find \"data\" property within the response part");
+            if (!own(part, "data") && part.gap !== true) throw new Error("Cannot find \"data\" property within the response part");
         }
         for (i = 0; i < parts.length; i++) this._dispatch(parts[i], t);
     };
 
-    // One part: { "ids": { id: cursor, ... }, "data": ... }.
+    // One part: { "ids": { id: cursor, ... }, "data": ... }, or a gap notice
+    // { "ids": { id: cursor, ... }, "gap": true }: messages before cursor were dropped.
     proto._dispatch = function (part, t) {
         var prefix = this._prefix();
+        if (part.gap === true) {
+            for (var gapId in part.ids) {
+                if (!own(part.ids, gapId)) continue;
+                var name = prefix && gapId.indexOf(prefix) === 0 ? gapId.substring(prefix.length) : gapId;
+                var at = "" + part.ids[gapId];
+                this._item(name).cursor = at;
+                this._status({ type: "gap", id: name, cursor: at });
+                try {
+                    if (this._onGap) this._onGap(name, at);
+                } catch (e) {
+                    this._log("Error executing onGap for ID " + name + ": " + message(e), "error");
+                }
+            }
+            return;
+        }
         for (var wireId in part.ids) {
             if (!own(part.ids, wireId)) continue;
             var id = wireId;

@@ -61,6 +61,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "ALLOWED_ORIGINS",
     "IFRAME_ORIGIN_AGENT_CLUSTER",
     "STREAM_PING",
+    "SNAPSHOT_FILE",
 ];
 
 #[derive(Debug)]
@@ -121,6 +122,8 @@ pub struct Config {
     pub stream_ping: Option<Duration>,
     /// Origins whose WAIT requests get CORS headers (`*`: any); empty keeps the original bytes.
     pub allowed_origins: Vec<String>,
+    /// Where a graceful stop writes every queue and the next start reads it ('' = off).
+    pub snapshot_file: String,
     /// The complete IFRAME reply (headers and substituted content).
     pub iframe_reply: Rc<[u8]>,
     /// The complete SCRIPT reply.
@@ -402,6 +405,7 @@ fn build(
         stream_ping: Some(secs(&values, "STREAM_PING")?)
             .filter(|d| !d.is_zero())
             .map(|d| d.max(Duration::from_millis(100))),
+        snapshot_file: string(&values, "SNAPSHOT_FILE"),
         iframe_reply: iframe,
         script_reply: script,
         wait_header: Rc::from(wait_header.into_bytes()),

@@ -59,13 +59,15 @@ impl Reactor {
         if transport.is_streaming() && self.over_backpressure(key) {
             return;
         }
-        if out
-            .shape
-            .as_ref()
-            .is_none_or(|(t, p)| *t != transport || !transport::same_blocks(p, &d.blocks))
+        // A reply with a gap notice is particular to its listener: never shared.
+        if !d.gaps.is_empty()
+            || out
+                .shape
+                .as_ref()
+                .is_none_or(|(t, p)| *t != transport || !transport::same_blocks(p, &d.blocks))
         {
             out.body.clear();
-            transport.encode(&d.blocks, &mut out.body);
+            transport.encode(&d.blocks, &d.gaps, &mut out.body);
         }
         let after = transport.after_delivery();
         if let Some(c) = self.conns.get_mut(key) {
@@ -89,7 +91,7 @@ impl Reactor {
         if after == After::Close && done == Ok(true) {
             self.finish(key);
         }
-        out.shape = Some((transport, d.blocks));
+        out.shape = d.gaps.is_empty().then_some((transport, d.blocks));
     }
 
     /// Applies one published message: queue it under its targets now, and wake its

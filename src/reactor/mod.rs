@@ -16,6 +16,7 @@ mod control;
 mod deliver;
 mod housekeeping;
 mod listen;
+mod persist;
 mod publish;
 mod reply_job;
 mod source;
@@ -25,6 +26,7 @@ mod wait;
 use control::limits_of;
 use deliver::{join_ids, ReplyCache};
 use listen::{wanted_addrs, ListenToken, Listener};
+pub use persist::{snapshot_path, SNAPSHOT_ENV};
 use source::Source;
 
 use crate::commands::{self, Command};
@@ -183,6 +185,11 @@ impl Reactor {
             signals: None,
             stop_by: None,
         };
+        // The history starts now (a snapshot, loaded later, moves it back); cursors
+        // generated from here on are above it even if the clock steps back.
+        let start = crate::cursor::wall_cursor(SystemTime::now());
+        r.cursors.raise_floor(&start);
+        r.storage.set_history_start(start);
         let addrs = wanted_addrs(&r.cfg);
         r.listeners = r.bind_all(Vec::new(), &addrs)?;
         Ok(r)

@@ -284,6 +284,7 @@ impl Reactor {
             .collect();
         let l = self.storage.register(id, interned, &self.limits);
         self.storage.set_streaming(l);
+        self.storage.want_gaps(l);
         self.storage.close_listener(old, now, &self.limits);
         if let Some(c) = self.conns.get_mut(key) {
             c.listener = Some(l);

@@ -132,7 +132,12 @@ impl Reactor {
                     let name = std::str::from_utf8(it.id).unwrap_or_default();
                     pairs.push((cursor, self.storage.intern(name)));
                 }
-                self.register(key, pairs, cors, head, now);
+                // Gap blocks are opt-in (`gap=1`): without it the bytes are the original's.
+                let gaps = self
+                    .conns
+                    .get(key)
+                    .is_some_and(|c| http::query_flag(&c.buf, b"gap=1"));
+                self.register(key, pairs, cors, head, now, gaps);
                 return;
             }
         };
@@ -193,6 +198,7 @@ impl Reactor {
         cors: Option<Vec<u8>>,
         head: Option<Vec<u8>>,
         now: Instant,
+        gaps: bool,
     ) {
         let Some(id) = self.id_of(key) else {
             self.storage.forget_unused(pairs.iter().map(|p| p.1));
@@ -221,6 +227,10 @@ impl Reactor {
             return;
         }
         let l = self.storage.register(id, pairs, &self.limits);
+        // SSE and WebSocket clients always get gap notices; long-poll ones when they ask.
+        if gaps || transport.is_streaming() {
+            self.storage.want_gaps(l);
+        }
         if let Some(c) = self.conns.get_mut(key) {
             c.listener = Some(l);
         }

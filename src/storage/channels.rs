@@ -60,6 +60,9 @@ impl Storage {
             {
                 if q.len() > max {
                     let dropped = q.len() - max;
+                    if let Some(newest) = q.get(max) {
+                        self.gaps.dropped(*id, &newest.cursor);
+                    }
                     self.trimmed_items += dropped as u64;
                     q.truncate(max);
                     self.trims.push((*id, dropped));
@@ -85,7 +88,9 @@ impl Storage {
             ChanTimer::Cleanup(id) => {
                 let c = self.channels.get_mut(id as usize)?;
                 c.cleanup = None;
-                c.queue = None;
+                if let Some(newest) = c.queue.take().as_ref().and_then(|q| q.front()) {
+                    self.gaps.dropped(id, &newest.cursor);
+                }
                 self.counts.cleanup_timers -= 1;
                 self.counts.data_to_send -= 1;
                 let name = c.name.clone();

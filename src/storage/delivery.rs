@@ -69,7 +69,9 @@ impl Storage {
                     self.collect(l, i, &mut hits);
                 }
             }
-            if let Some(d) = self.build_one(l, &hits) {
+            let mut gaps = Vec::new();
+            self.collect_gaps(l, Some(&run.ids), &mut gaps);
+            if let Some(d) = self.build_one(l, &hits, gaps) {
                 found = Some(d);
                 break;
             }
@@ -118,7 +120,9 @@ impl Storage {
         let mut with_data: Vec<ChannelId> = hits.iter().map(|h| h.channel).collect();
         with_data.sort_unstable();
         with_data.dedup();
-        let d = self.build_one(l, &hits)?;
+        let mut gaps = Vec::new();
+        self.collect_gaps(l, None, &mut gaps);
+        let d = self.build_one(l, &hits, gaps)?;
         let mut names: Vec<Rc<str>> = with_data
             .iter()
             .filter_map(|&id| self.channel_name(id).cloned())
@@ -195,9 +199,15 @@ impl Storage {
         }
     }
 
-    /// Turns one listener's hits into its reply blocks and detaches it; None without hits.
-    pub(super) fn build_one(&mut self, l: ListenerId, hits: &[Hit]) -> Option<Delivery> {
-        if hits.is_empty() {
+    /// Turns one listener's hits and gaps into its reply and detaches it; None without
+    /// either.
+    pub(super) fn build_one(
+        &mut self,
+        l: ListenerId,
+        hits: &[Hit],
+        gaps: Vec<(Rc<str>, Cursor)>,
+    ) -> Option<Delivery> {
+        if hits.is_empty() && gaps.is_empty() {
             return None;
         }
         let conn = self.listeners.get(l as usize)?.conn;
@@ -241,6 +251,20 @@ impl Storage {
             });
         }
         if self.listeners.get(l as usize).is_some_and(|x| x.streaming) {
+            // A streaming listener told of a gap stands at its bound from now on (so the
+            // notice is not repeated), then at what it was sent.
+            for (name, cursor) in &gaps {
+                let Some(&ch) = self.names.get(name) else {
+                    continue;
+                };
+                if let Some(listener) = self.listeners.get_mut(l as usize) {
+                    for s in listener.subs.iter_mut().filter(|s| s.channel == ch) {
+                        if cursor.is_after(&s.cursor) {
+                            s.cursor = cursor.clone();
+                        }
+                    }
+                }
+            }
             self.advance(l, hits);
         } else {
             self.detach(l);
@@ -249,6 +273,7 @@ impl Storage {
             listener: l,
             conn,
             blocks,
+            gaps,
         })
     }
 }

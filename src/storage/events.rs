@@ -109,6 +109,26 @@ impl Events {
         self.next_pos - 1
     }
 
+    /// The position of the oldest retained event (the next one's when none is retained).
+    pub fn first_pos(&self) -> u64 {
+        self.iter().next().map_or(self.next_pos, |e| e.pos)
+    }
+
+    /// Replaces the history with `events` (oldest first) numbered from `first_pos`: a
+    /// snapshot being loaded, so that WATCH positions continue across a restart.
+    pub fn restore<'a>(
+        &mut self,
+        first_pos: u64,
+        events: impl Iterator<Item = (EventKind, &'a str)>,
+        chain_len: usize,
+    ) {
+        *self = Events::default();
+        self.next_pos = first_pos.max(FIRST_POS);
+        for (kind, id) in events {
+            self.push(kind, id, chain_len);
+        }
+    }
+
     pub fn push(&mut self, kind: EventKind, id: &str, chain_len: usize) {
         let pos = self.next_pos;
         let start_new = self.chains.back().is_none_or(|c| c.ends.len() > chain_len);

@@ -16,7 +16,8 @@
 //!
 //! Files: `channels` (queues, trims, channel timers), `waiters` (parking, detaching,
 //! closing), `delivery` (what each listener gets), `views` (read-only views, invariants),
-//! `events` (the WATCH history).
+//! `events` (the WATCH history), `gaps` (what was dropped, and the gap rule), `persist`
+//! (writing and restoring a snapshot).
 //!
 //! Storage never sees a socket or the clock: callers pass `now` and get back what to send.
 //! Uses: types, cursor, timers, sys (shrink_slab).
@@ -24,11 +25,14 @@
 mod channels;
 mod delivery;
 pub mod events;
+mod gaps;
+mod persist;
 mod views;
 mod waiters;
 
 pub use delivery::DeliveryRun;
 use delivery::Hit;
+pub use persist::SnapCounts;
 
 use crate::cursor::Cursor;
 use crate::timers::{TimerKey, Timers};
@@ -90,6 +94,8 @@ struct Listener {
     /// SSE or WebSocket: a delivery advances its cursors and leaves it parked (long-poll
     /// listeners are detached by their delivery).
     streaming: bool,
+    /// Gets gap blocks (opted in; see `gaps`).
+    gaps: bool,
 }
 
 #[derive(Copy, Clone, Debug)]
@@ -135,6 +141,9 @@ pub struct Delivery {
     pub conn: ConnId,
     /// Blocks in (cursor, data) order.
     pub blocks: Vec<Block>,
+    /// (id, cursor to continue from) for the ids whose history was cut below the
+    /// listener's cursor, sorted by id; empty unless the listener opted in (see `gaps`).
+    pub gaps: Vec<(Rc<str>, Cursor)>,
 }
 
 /// The limits that storage applies (a view of the live config).
@@ -174,6 +183,8 @@ pub struct Storage {
     hits: Vec<Hit>,
     /// Channels forgotten since the last `shrink`.
     freed: usize,
+    /// What was dropped, for the gap signal.
+    gaps: gaps::Gaps,
 }
 
 impl Storage {
@@ -206,6 +217,7 @@ impl Storage {
             countdown: None,
             cleanup: None,
         }) as ChannelId;
+        self.gaps.known_again(id, &name);
         self.names.insert(name, id);
         id
     }
@@ -233,6 +245,7 @@ impl Storage {
         if c.queue.is_none() && c.waiters.is_empty() && !c.online {
             debug_assert!(c.countdown.is_none() && c.cleanup.is_none());
             let c = self.channels.remove(id as usize);
+            self.gaps.forgotten(id, &c.name);
             self.names.remove(&c.name);
             self.freed += 1;
         }
@@ -259,6 +272,7 @@ impl Storage {
         crate::sys::shrink_slab(&mut self.channels);
         crate::sys::shrink_slab(&mut self.listeners);
         self.timers.shrink();
+        self.gaps.shrink();
         self.hits = Vec::new();
     }
 

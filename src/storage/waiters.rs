@@ -80,6 +80,7 @@ impl Storage {
             first_cursor,
             attached: true,
             streaming: false,
+            gaps: false,
         });
         debug_assert_eq!(key as ListenerId, l);
         l

@@ -13,6 +13,7 @@ pub mod longpoll;
 pub mod stream;
 
 use crate::config::Config;
+use crate::cursor::Cursor;
 use crate::storage::Block;
 use std::rc::Rc;
 
@@ -54,12 +55,13 @@ impl Transport {
         }
     }
 
-    /// Appends the bytes that deliver `blocks` to `out`.
-    pub fn encode(self, blocks: &[Block], out: &mut Vec<u8>) {
+    /// Appends the bytes that deliver `blocks` to `out`, after the gap notice for `gaps`
+    /// ((id, cursor to continue from); empty unless the listener opted in).
+    pub fn encode(self, blocks: &[Block], gaps: &[(Rc<str>, Cursor)], out: &mut Vec<u8>) {
         match self {
-            Transport::LongPoll => longpoll::body(blocks, out),
-            Transport::Sse => stream::sse_events(blocks, out),
-            Transport::Ws => stream::ws_frames(blocks, out),
+            Transport::LongPoll => longpoll::body(blocks, gaps, out),
+            Transport::Sse => stream::sse_events(blocks, gaps, out),
+            Transport::Ws => stream::ws_frames(blocks, gaps, out),
         }
     }
 
@@ -102,7 +104,6 @@ pub fn same_blocks(a: &[Block], b: &[Block]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cursor::Cursor;
     use crate::storage::Message;
 
     fn block(ids: &[(&str, &str)], data: &str) -> Block {

@@ -16,6 +16,7 @@
 
 use crate::cursor::Cursor;
 use crate::storage::Block;
+use std::rc::Rc;
 
 /// How long a browser waits before reconnecting a dropped event stream, in ms.
 pub const SSE_RETRY_MS: u32 = 2000;
@@ -64,10 +65,32 @@ pub fn event_id(b: &Block, out: &mut Vec<u8>) {
     }
 }
 
-/// One SSE event per block.
-pub fn sse_events(blocks: &[Block], out: &mut Vec<u8>) {
+/// Appends the gap notice object: `{"ids": {"id": "cursor", ...}, "gap": true}`, the cursors
+/// being where each id's kept history now begins (continue from them).
+pub fn gap_json(gaps: &[(Rc<str>, Cursor)], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"ids\": {");
+    for (j, (id, cursor)) in gaps.iter().enumerate() {
+        if j > 0 {
+            out.extend_from_slice(b", ");
+        }
+        out.push(b'"');
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(b"\": \"");
+        cursor.write_to(out);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"}, \"gap\": true}");
+}
+
+/// One SSE event per block, after an event of type `gap` when history was cut. The gap
+/// event has no id: the browser's Last-Event-ID stays the last message it got.
+pub fn sse_events(blocks: &[Block], gaps: &[(Rc<str>, Cursor)], out: &mut Vec<u8>) {
     let mut json = Vec::new();
     let mut id = Vec::new();
+    if !gaps.is_empty() {
+        gap_json(gaps, &mut json);
+        crate::sse::event(None, Some(b"gap"), &json, out);
+    }
     for b in blocks {
         json.clear();
         id.clear();
@@ -77,10 +100,15 @@ pub fn sse_events(blocks: &[Block], out: &mut Vec<u8>) {
     }
 }
 
-/// One WebSocket text frame per block. A text frame must be UTF-8: data that is not gets
-/// its invalid bytes replaced (U+FFFD), as a browser's SSE decoder would.
-pub fn ws_frames(blocks: &[Block], out: &mut Vec<u8>) {
+/// One WebSocket text frame per block, after a frame holding the gap notice when history
+/// was cut. A text frame must be UTF-8: data that is not gets its invalid bytes replaced
+/// (U+FFFD), as a browser's SSE decoder would.
+pub fn ws_frames(blocks: &[Block], gaps: &[(Rc<str>, Cursor)], out: &mut Vec<u8>) {
     let mut json = Vec::new();
+    if !gaps.is_empty() {
+        gap_json(gaps, &mut json);
+        crate::websocket::frame::text(&json, out);
+    }
     for b in blocks {
         json.clear();
         block_json(b, &mut json);
@@ -151,7 +179,6 @@ impl Resume {
 mod tests {
     use super::*;
     use crate::storage::Message;
-    use std::rc::Rc;
 
     fn c(s: &str) -> Cursor {
         Cursor::parse_client(s.as_bytes()).unwrap()
@@ -179,6 +206,7 @@ mod tests {
         let mut out = Vec::new();
         sse_events(
             &[block(&[("a", "15"), ("b", "15")], "{\"x\":\n1}")],
+            &[],
             &mut out,
         );
         assert_eq!(
@@ -222,7 +250,7 @@ mod tests {
     #[test]
     fn ws_frame_holds_the_block_object() {
         let mut out = Vec::new();
-        ws_frames(&[block(&[("a", "1")], "\"hi\"")], &mut out);
+        ws_frames(&[block(&[("a", "1")], "\"hi\"")], &[], &mut out);
         let json = b"{\"ids\": {\"a\": \"1\"}, \"data\": \"hi\"}";
         assert_eq!(out[0], 0x81);
         assert_eq!(out[1] as usize, json.len());
