@@ -259,3 +259,28 @@ fn sse_client_that_stops_reading_is_closed_and_resumes_without_loss() {
     }
     again.assert_quiet();
 }
+
+#[test]
+fn sse_clients_always_get_the_gap_notice() {
+    let s = Server::start("$CONFIG{MAX_DATA_FOR_ID} = 2;\n");
+    let (mut c, _) = SseClient::open(&s, "identifier=g", "");
+    s.wait_log(|m| m.ends_with("registered"), LOG_TIMEOUT);
+    s.push_ids("g", "1");
+    let (first, _) = c.event();
+    drop(c);
+    for i in 2..=5 {
+        s.push_ids("g", &i.to_string());
+    }
+    // Messages 2 and 3 were trimmed: the reconnect is told, then gets 4 and 5.
+    let (mut c, _) = SseClient::open(&s, "identifier=g", &format!("Last-Event-ID: {first}\r\n"));
+    let raw = c.read_until(b"\n\n");
+    assert!(
+        raw.starts_with("event: gap\ndata: {\"ids\": {\"g\": \""),
+        "{raw}"
+    );
+    assert!(raw.ends_with("\"}, \"gap\": true}\n\n"), "{raw}");
+    assert!(!raw.contains("id: "), "a gap event has no id: {raw}");
+    assert_eq!(json(&c.event().1)["data"], 4);
+    assert_eq!(json(&c.event().1)["data"], 5);
+    c.assert_quiet();
+}
