@@ -13,6 +13,7 @@
 //!   `httpdate`: date formats; `sys`: process-level libc glue; `types`: vocabulary.
 
 pub mod auth;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod conn;
