@@ -8,4 +8,5 @@
 //!
 //! Uses: `cursor` (stream_id), `mio` and `log` (link). Nothing here owns a Poll or a thread.
 
+pub mod addr;
 pub mod resp;
