@@ -10,3 +10,4 @@
 
 pub mod addr;
 pub mod resp;
+pub mod stream_id;
