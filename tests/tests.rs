@@ -19,9 +19,12 @@
 //!   the users file and every password scheme (spec 6.3, 7, 8; 12.1 #13-#31);
 //! * `php_api`: the original PHP client's exact requests and reply checks (spec 12.2);
 //! * `cors`, `service`: CORS on the WAIT line; reload, stop, supervisor (spec 9.4-9.6, 14);
-//! * `loadtest`: each loadtest scenario once, small, against the real binary.
+//! * `loadtest`: each loadtest scenario once, small, against the real binary;
+//! * `cluster_link`: the cluster mode's Redis link (library level) against a real
+//!   `redis-server` it starts, and against fake servers.
 
 mod auth;
+mod cluster_link;
 mod commands;
 mod cors;
 mod delivery;

@@ -4,10 +4,13 @@
 //! - `resp`: the RESP decoder (incremental, bounded) and command encoder;
 //! - `addr`: the `CLUSTER_REDIS` setting parsed into a typed target;
 //! - `stream_id`: stream entry IDs and the global cursors derived from them;
-//! - `link`: one non-blocking Redis connection driven by the caller's mio loop.
+//! - `link`: one non-blocking Redis connection driven by the caller's mio loop;
+//! - `sock`: the TCP or Unix socket under a link, connected without blocking.
 //!
 //! Uses: `cursor` (stream_id), `mio` and `log` (link). Nothing here owns a Poll or a thread.
 
 pub mod addr;
+pub mod link;
 pub mod resp;
+mod sock;
 pub mod stream_id;
