@@ -450,6 +450,15 @@ fn server_killed_and_restarted() {
     d.wait_up();
     assert!(d.link.attempts() >= 2);
     assert_eq!(d.call(4, &[b"PING"]), simple("PONG"));
+
+    // Closing on purpose fails what is in flight too, and stays down.
+    d.link.send(5, &["BLPOP", "nothing", "0"]).unwrap();
+    d.run_for(Duration::from_millis(50));
+    d.link.close();
+    d.run_for(Duration::from_millis(50));
+    assert_eq!(d.find(5), Some(&Event::Failed(5, LinkError::Shutdown)));
+    assert!(matches!(d.link.state(), State::Down { .. }));
+    assert_eq!(d.link.in_flight(), 0);
 }
 
 /// A TCP server answering every connection with `reply` (after the first read, when
@@ -599,4 +608,25 @@ fn encoder_matches_what_redis_parses() {
     resp::encode(&mut raw, &["GET", "missing"]);
     assert_eq!(d.call(3, &[b"GET", b"missing"]), Value::Nil);
     assert!(raw.starts_with(b"*2\r\n"));
+}
+
+#[test]
+fn many_pipelined_commands_answer_in_order() {
+    let redis = Redis::start(&[]);
+    let mut d = Driver::new(redis.target(), Options::default());
+    d.wait_up();
+    let n = 20_000u32;
+    for tag in 0..n {
+        d.link.send(tag, &["INCR", "counter"]).unwrap();
+    }
+    d.link.flush();
+    let ok = d.run_until(DEADLINE, |d| d.seen.len() > n as usize);
+    assert!(ok, "{} of {n} replies", d.seen.len());
+    let replies: Vec<&Event<u32>> = d.seen.iter().skip(1).collect();
+    for (i, e) in replies.iter().enumerate() {
+        let want = Event::Reply(i as u32, Value::Int(i as i64 + 1));
+        assert_eq!(**e, want);
+    }
+    assert_eq!(d.link.in_flight(), 0);
+    assert_eq!(d.link.unsent_bytes(), 0);
 }

@@ -238,11 +238,12 @@ impl<T> Link<T> {
 
     /// Commands accepted and not yet answered or failed.
     pub fn in_flight(&self) -> usize {
-        let sent = self
-            .inflight
-            .iter()
-            .filter(|p| matches!(p, Pending::Cmd(_)))
-            .count();
+        // Before Ready, `inflight` holds handshake steps only; from Ready on, commands only.
+        let sent = if self.state == State::Ready {
+            self.inflight.len()
+        } else {
+            0
+        };
         sent.saturating_add(self.waiting_tags.len())
     }
 
