@@ -26,6 +26,7 @@
 //! Comments cite the protocol as `spec N.N`: sections of docs/protocol.md (appendix C there).
 
 pub mod auth;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod conn;

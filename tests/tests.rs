@@ -24,11 +24,14 @@
 //! * `config_checks`: what a config file says is applied or reported with file:line (issue 18);
 //! * `gap`, `snapshot`: the gap signal; SNAPSHOT_FILE across restarts;
 //! * `loadtest`: each loadtest scenario once, small, against the real binary;
+//! * `cluster_link`: the cluster mode's Redis link (library level) against a real
+//!   `redis-server` it starts, and against fake servers;
 //! * `hardening/`: hostile input and overload (mutations, slow clients, descriptors,
 //!   churn, lying publishers, memory), one file per job.
 
 mod auth;
 mod batching;
+mod cluster_link;
 mod commands;
 mod config_checks;
 mod cors;
