@@ -61,6 +61,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "ALLOWED_ORIGINS",
     "IFRAME_ORIGIN_AGENT_CLUSTER",
     "STREAM_PING",
+    "CLUSTER_REDIS",
+    "CLUSTER_PREFIX",
+    "CLUSTER_MAXLEN",
+    "WORKERS",
     "SNAPSHOT_FILE",
 ];
 
@@ -120,6 +124,12 @@ pub struct Config {
     /// Keep-alive pings on SSE and WebSocket connections (None: a value of 0, no pings;
     /// at least 100 ms).
     pub stream_ping: Option<Duration>,
+    /// Cluster mode's Redis (None: embedded mode, as the original).
+    pub cluster: Option<crate::cluster::addr::Target>,
+    pub cluster_prefix: String,
+    pub cluster_maxlen: usize,
+    /// Worker processes on this host (`auto`: one per CPU).
+    pub workers: usize,
     /// Origins whose WAIT requests get CORS headers (`*`: any); empty keeps the original bytes.
     pub allowed_origins: Vec<String>,
     /// Where a graceful stop writes every queue and the next start reads it ('' = off).
@@ -271,6 +281,24 @@ fn secs(v: &ConfigMap, key: &'static str) -> Result<Duration, ConfigError> {
     Ok(Duration::from_secs_f64(x.min(315_360_000.0)))
 }
 
+/// WORKERS: a number, or `auto` for one per CPU; more than one needs CLUSTER_REDIS.
+fn workers(v: &ConfigMap) -> Result<usize, ConfigError> {
+    let n = match get(v, "WORKERS") {
+        Value::Str(s) if s == "auto" => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        _ => count(v, "WORKERS")?.max(1),
+    };
+    if n > 1 && string(v, "CLUSTER_REDIS").trim().is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "WORKERS",
+            why: format!(
+                "{n} workers need CLUSTER_REDIS: workers share ids, queues and presence only through Redis (set CLUSTER_REDIS, or WORKERS = 1)"
+            ),
+            at: None,
+        });
+    }
+    Ok(n)
+}
+
 fn count(v: &ConfigMap, key: &'static str) -> Result<usize, ConfigError> {
     Ok(num(v, key)?.min(1e15) as usize)
 }
@@ -402,6 +430,16 @@ fn build(
         verbosity,
         max_mem_mb: num(&values, "MAX_MEM_MB")?,
         allowed_origins,
+        cluster: crate::cluster::addr::parse(&string(&values, "CLUSTER_REDIS")).map_err(|e| {
+            ConfigError::Invalid {
+                key: "CLUSTER_REDIS",
+                why: e.to_string(),
+                at: None,
+            }
+        })?,
+        cluster_prefix: string(&values, "CLUSTER_PREFIX"),
+        cluster_maxlen: count(&values, "CLUSTER_MAXLEN")?,
+        workers: workers(&values)?,
         stream_ping: Some(secs(&values, "STREAM_PING")?)
             .filter(|d| !d.is_zero())
             .map(|d| d.max(Duration::from_millis(100))),

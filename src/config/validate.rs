@@ -43,6 +43,10 @@ enum Kind {
     /// Origins for CORS: `*`, `null` or `scheme://host[:port]` (a list, a string split on
     /// whitespace, or undef for none).
     Origins,
+    /// WORKERS: a whole number, 1 or more, or `auto`.
+    Workers,
+    /// CLUSTER_REDIS: '' (off), `host:port`, `unix:/path` or a `redis://` URL.
+    Redis,
 }
 
 /// Every known key with a rule, in the order of the default file.
@@ -74,6 +78,10 @@ const RULES: &[(&str, Kind)] = &[
     ("ALLOWED_ORIGINS", Kind::Origins),
     ("IFRAME_ORIGIN_AGENT_CLUSTER", Kind::Flag),
     ("STREAM_PING", Kind::NonNegative),
+    ("WORKERS", Kind::Workers),
+    ("CLUSTER_REDIS", Kind::Redis),
+    ("CLUSTER_PREFIX", Kind::Marker),
+    ("CLUSTER_MAXLEN", Kind::Count { min: 1 }),
 ];
 
 /// Checks every key that has a rule; the first misfit is the error.
@@ -119,6 +127,23 @@ fn fits(kind: Kind, value: &Value) -> Result<(), String> {
                 return Err(expected);
             }
             Ok(())
+        }
+        Kind::Workers => {
+            let expected = "a whole number, 1 or more, or 'auto'";
+            if matches!(value, Value::Str(s) if s == "auto") {
+                return Ok(());
+            }
+            let n = number(value, expected)?;
+            if n.fract() != 0.0 || n < 1.0 || n > 4096.0 {
+                return Err(expected.into());
+            }
+            Ok(())
+        }
+        Kind::Redis => {
+            let s = scalar(value, "a string")?;
+            crate::cluster::addr::parse(&s)
+                .map(|_| ())
+                .map_err(|e| format!("a Redis address ({e})"))
         }
         Kind::Flag => scalar(value, "0 or 1").map(|_| ()),
         Kind::Text => scalar(value, "a string").map(|_| ()),
