@@ -134,7 +134,7 @@ fn fits(kind: Kind, value: &Value) -> Result<(), String> {
                 return Ok(());
             }
             let n = number(value, expected)?;
-            if n.fract() != 0.0 || n < 1.0 || n > 4096.0 {
+            if n.fract() != 0.0 || !(1.0..=4096.0).contains(&n) {
                 return Err(expected.into());
             }
             Ok(())
