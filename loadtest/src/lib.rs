@@ -10,8 +10,9 @@
 //! * `scenarios`: `idle`, `fanout`, `publish`, `churn`, `multi`; each returns JSON.
 //! * `target`: the server under test (started with an override conf, or attached) and its
 //!   RSS/CPU from /proc.
-//! * `suite`: the standard benchmark run and its report (`bench/results.json`,
-//!   `results.md`, `chart.svg`).
+//! * `suite`: the standard benchmark run (`suite/mod.rs`) and its report:
+//!   `bench/results.json`, read back by `suite/results.rs`, rendered to `results.md` by
+//!   `suite/report.rs` and to `chart.svg` by `suite/chart.rs`.
 //! * `stats`: percentiles, summaries, the live progress line.
 //! * `floor`: `floor-server`, the least a server must do for the publish exchange (the
 //!   kernel's share of CPU per push, as a reference in the suite's report).

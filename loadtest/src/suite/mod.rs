@@ -1,0 +1,191 @@
+//! The standard benchmark (`scripts/bench`): idle and fanout at `--small` and `--big`
+//! connections, publish and multi, against this server and optionally another compatible
+//! one in the same run (scenario by scenario, alternating servers, each on a freshly
+//! started process). Writes `results.json`, `results.md` (the table README shows) and
+//! `chart.svg` (RSS per connection and fan-out delivery-time distribution per server).
+//!
+//! Structure: `results.json = { machine, command, started_unix, loadavg_start, loadavg_end,
+//! servers: [{name, cmd}], runs: [{key: "idle@19000", scenario, server, ...}] }`.
+//!
+//! This file runs the plan and writes the files; `results` reads figures back out of
+//! `results.json`, `report` renders the markdown, `chart` the SVG.
+//!
+//! Uses: `run_scenario`, `args::Opts`.
+
+mod chart;
+mod report;
+mod results;
+
+pub use chart::svg;
+pub use report::markdown;
+
+use crate::args::Opts;
+use crate::run_scenario;
+use serde_json::{json, Value};
+use std::fs;
+use std::path::Path;
+
+fn read_first_line(path: &str) -> String {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Cores, memory and kernel of this machine.
+pub fn machine() -> Value {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string())
+        .unwrap_or_default();
+    let mem_kb: u64 = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    json!({
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu": model,
+        "memory_mb": mem_kb / 1024,
+        "kernel": read_first_line("/proc/sys/kernel/osrelease"),
+        "nofile_limit": nofile(),
+    })
+}
+
+fn nofile() -> u64 {
+    // SAFETY: getrlimit writes into the struct we own.
+    unsafe {
+        let mut rl: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+        rl.rlim_max
+    }
+}
+
+/// Runs the suite and writes the three files into `--out-dir`.
+pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, String> {
+    let mut servers = vec![(
+        opts.name.clone(),
+        opts.server_cmd.clone().unwrap_or_default(),
+    )];
+    if let Some(o) = &opts.other {
+        servers.push((opts.other_name.clone(), o.clone()));
+    }
+    let plan: Vec<(&str, usize)> = vec![
+        ("idle", opts.small),
+        ("idle", opts.big),
+        ("fanout", opts.small),
+        ("fanout", opts.big),
+        ("publish", opts.publish_listeners),
+        ("multi", 200),
+    ];
+    let command = std::env::var("BENCH_COMMAND")
+        .unwrap_or_else(|_| format!("realplexor-loadtest {}", argv.join(" ")));
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let load0 = read_first_line("/proc/loadavg");
+    let mut runs = Vec::new();
+    for (scenario, n) in plan {
+        for round in 0..opts.rounds {
+            for (name, cmd) in &servers {
+                let mut o = scenario_opts(opts, scenario, n, name, cmd);
+                if scenario == "multi" {
+                    o.pushes = opts.pushes.min(3000);
+                }
+                let key = format!("{scenario}@{n}");
+                let mut v = match run_scenario(&o, exe) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        eprintln!("{name} {key}: {e}");
+                        json!({"scenario": scenario, "server": name, "error": e, "ok": false})
+                    }
+                };
+                v["key"] = json!(key);
+                v["round"] = json!(round);
+                runs.push(v);
+            }
+        }
+    }
+    // The publish exchange's kernel floor, in the same run: the minimal server built into
+    // this binary (see `floor`), so the report can say how much of each server's CPU per
+    // push is the kernel's.
+    let floor: Vec<Value> = match exe {
+        Some(exe) if plan_has_publish(opts) => (0..opts.rounds)
+            .map(|_| {
+                let cmd = format!("'{}' floor-server {{conf}}", exe.display());
+                let o = scenario_opts(
+                    opts,
+                    "publish",
+                    opts.publish_listeners,
+                    "kernel-floor",
+                    &cmd,
+                );
+                match run_scenario(&o, Some(exe)) {
+                    Ok(v) => v,
+                    Err(e) => json!({"server": "kernel-floor", "error": e, "ok": false}),
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let results = json!({
+        "machine": machine(),
+        "rounds": opts.rounds,
+        "floor": floor,
+        "command": command,
+        "started_unix": started,
+        "loadavg_start": load0,
+        "loadavg_end": read_first_line("/proc/loadavg"),
+        "servers": servers.iter().map(|(n, c)| json!({"name": n, "cmd": c})).collect::<Vec<_>>(),
+        "runs": runs,
+    });
+    write_all(&opts.out_dir, &results)?;
+    Ok(json!({"ok": true, "out_dir": opts.out_dir, "summary": markdown(&results)}))
+}
+
+/// The suite's options turned into one scenario run against one server.
+fn scenario_opts(opts: &Opts, scenario: &str, n: usize, name: &str, cmd: &str) -> Opts {
+    let mut o = opts.clone();
+    o.command = scenario.to_string();
+    o.n = n;
+    o.name = name.to_string();
+    o.server_cmd = Some(cmd.to_string());
+    o.out = None;
+    o
+}
+
+fn plan_has_publish(opts: &Opts) -> bool {
+    opts.publish_listeners > 0
+}
+
+/// `report`: re-renders results.md and chart.svg from results.json.
+pub fn rerender(opts: &Opts) -> Result<Value, String> {
+    let p = Path::new(&opts.out_dir).join("results.json");
+    let text = fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let results: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+    write_all(&opts.out_dir, &results)?;
+    Ok(json!({"ok": true, "out_dir": opts.out_dir}))
+}
+
+fn write_all(dir: &str, results: &Value) -> Result<(), String> {
+    let d = Path::new(dir);
+    fs::create_dir_all(d).map_err(|e| format!("{dir}: {e}"))?;
+    let w = |name: &str, body: String| {
+        fs::write(d.join(name), body).map_err(|e| format!("{dir}/{name}: {e}"))
+    };
+    w(
+        "results.json",
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(results).unwrap_or_default()
+        ),
+    )?;
+    w("results.md", markdown(results))?;
+    w("chart.svg", svg(results))
+}
