@@ -13,7 +13,8 @@ usage: realplexor-loadtest SCENARIO [TARGET] [OPTIONS]
        realplexor-loadtest -h | --help                  (this text)
        realplexor-loadtest suite --server-cmd 'CMD {conf}' [--other 'CMD {conf}'] [--out-dir bench]
        realplexor-loadtest report [--out-dir bench]     (re-render results.md and chart.svg)
-       realplexor-loadtest floor-server CONF            (the publish exchange's kernel floor)
+       realplexor-loadtest floor-server [--fanout] CONF (the publish exchange's kernel floor;
+                                   --fanout: every listener of an id gets the push)
 
 SCENARIO: idle | fanout | publish | churn | multi
 TARGET (one of):
@@ -75,6 +76,8 @@ pub struct Opts {
     pub help: bool,
     /// `floor-server CONF`: the override file to read.
     pub conf: Option<String>,
+    /// `floor-server --fanout`: every listener of an id gets its pushes.
+    pub floor_fanout: bool,
 }
 
 impl Default for Opts {
@@ -114,6 +117,7 @@ impl Default for Opts {
             rounds: 1,
             help: false,
             conf: None,
+            floor_fanout: false,
         }
     }
 }
@@ -175,6 +179,7 @@ fn options() -> getopts::Options {
         g.optmulti(short, long, "", hint);
     }
     g.optflagmulti("", "quiet", "");
+    g.optflagmulti("", "fanout", "");
     g.optflagmulti("h", "help", "");
     g
 }
@@ -285,6 +290,7 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
     set!(o.rounds, "rounds");
     o.rounds = o.rounds.max(1);
     o.quiet = m.opt_present("quiet");
+    o.floor_fanout = m.opt_present("fanout");
     let scenario = matches!(
         o.command.as_str(),
         "idle" | "fanout" | "publish" | "churn" | "multi"
@@ -382,6 +388,9 @@ mod tests {
         assert_eq!(o.other.as_deref(), Some("b"));
         let o = p("floor-server /tmp/x.conf").unwrap();
         assert_eq!(o.conf.as_deref(), Some("/tmp/x.conf"));
+        assert!(!o.floor_fanout);
+        let o = p("floor-server --fanout /tmp/x.conf").unwrap();
+        assert!(o.floor_fanout);
         let o = p(
             "publish --window 0 --rounds 0 --wait 127.0.0.1:1 --in 127.0.0.1:2 \
                    --in 127.0.0.1:3",

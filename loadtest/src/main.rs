@@ -33,7 +33,7 @@ fn main() {
     if opts.command == "floor-server" {
         realplexor_loadtest::raise_nofile();
         let conf = opts.conf.as_deref().unwrap_or_default();
-        if let Err(e) = floor::serve(conf) {
+        if let Err(e) = floor::serve_with(conf, opts.floor_fanout) {
             eprintln!("realplexor-loadtest floor-server: {e}");
             std::process::exit(1);
         }

@@ -5,7 +5,9 @@
 //! `chart.svg` (RSS per connection and fan-out delivery-time distribution per server).
 //!
 //! Structure: `results.json = { machine, command, started_unix, loadavg_start, loadavg_end,
-//! servers: [{name, cmd}], runs: [{key: "idle@19000", scenario, server, ...}] }`.
+//! servers: [{name, cmd}], runs: [{key: "idle@19000", scenario, server, round, ...}],
+//! floor: [publish runs against floor-server], floor_fanout: [fanout runs against
+//! floor-server --fanout, keyed like runs] }`.
 //!
 //! This file runs the plan and writes the files; `results` reads figures back out of
 //! `results.json`, `report` renders the markdown, `chart` the SVG.
@@ -90,9 +92,20 @@ pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, St
         .unwrap_or(0);
     let load0 = read_first_line("/proc/loadavg");
     let mut runs = Vec::new();
+    let mut floor_fanout = Vec::new();
     for (scenario, n) in plan {
         for round in 0..opts.rounds {
-            for (name, cmd) in &servers {
+            // The fan-out's kernel floor takes its turn after the servers in every round
+            // (see `floor`, `--fanout`), so the report can set each server's fan-out
+            // against it.
+            let floor = match exe {
+                Some(exe) if scenario == "fanout" => Some((
+                    "kernel-floor".to_string(),
+                    format!("'{}' floor-server --fanout {{conf}}", exe.display()),
+                )),
+                _ => None,
+            };
+            for (name, cmd) in servers.iter().chain(floor.as_ref()) {
                 let mut o = scenario_opts(opts, scenario, n, name, cmd);
                 if scenario == "multi" {
                     o.pushes = opts.pushes.min(3000);
@@ -107,7 +120,11 @@ pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, St
                 };
                 v["key"] = json!(key);
                 v["round"] = json!(round);
-                runs.push(v);
+                if floor.as_ref().is_some_and(|(f, _)| f == name) {
+                    floor_fanout.push(v);
+                } else {
+                    runs.push(v);
+                }
             }
         }
     }
@@ -137,6 +154,7 @@ pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, St
         "machine": machine(),
         "rounds": opts.rounds,
         "floor": floor,
+        "floor_fanout": floor_fanout,
         "command": command,
         "started_unix": started,
         "loadavg_start": load0,

@@ -1,6 +1,7 @@
 //! The suite's `results.md`: the machine and command, then one table row per figure (one
 //! column per server, the ratio of the first two, the target and whether it is met), the
-//! runs that failed, and the paragraph setting publish CPU against the kernel floor.
+//! runs that failed, and the paragraphs setting publish CPU and the fan-out (CPU for the
+//! push, last delivery) against their kernel floors (`floor-server`, `--fanout`).
 //!
 //! Uses: `results` (figures out of results.json).
 
@@ -55,6 +56,64 @@ fn floor_note(results: &Value) -> Option<String> {
     }
     s.push('\n');
     Some(s)
+}
+
+/// The paragraph setting each server's fan-out (CPU for the push, last delivery) against
+/// the fan-out floor's, size by size (medians over rounds).
+fn fanout_floor_note(results: &Value) -> Option<String> {
+    let floor_runs = results["floor_fanout"].as_array()?;
+    let names = server_names(results);
+    let mut sentences = Vec::new();
+    for key in sizes(results, "fanout") {
+        let floor = |field: &str| {
+            median(
+                floor_runs
+                    .iter()
+                    .filter(|r| r["key"] == key.as_str())
+                    .filter_map(|r| r[field].as_f64())
+                    .collect(),
+            )
+        };
+        let (Some(cpu), Some(last)) = (floor("server_cpu_ms"), floor("last_ms")) else {
+            continue;
+        };
+        if cpu <= 0.0 || last <= 0.0 {
+            continue;
+        }
+        let n = key.split_once('@').map_or("", |x| x.1);
+        let parts: Vec<String> = names
+            .iter()
+            .filter_map(|nm| {
+                let c = value_of(results, nm, &key, "server_cpu_ms")?;
+                let l = value_of(results, nm, &key, "last_ms")?;
+                Some(format!(
+                    "{nm} {} ms = {:.2}x the floor, last delivery {} ms = {:.2}x",
+                    fmt_num(c),
+                    c / cpu,
+                    fmt_num(l),
+                    l / last
+                ))
+            })
+            .collect();
+        sentences.push(format!(
+            "To {n} listeners it used **{} ms** of CPU for the push and delivered the last \
+             one at {} ms{}{}.",
+            fmt_num(cpu),
+            fmt_num(last),
+            if parts.is_empty() { "" } else { ": " },
+            parts.join("; ")
+        ));
+    }
+    if sentences.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "\nKernel floor of the fan-out, same run, alternating with the servers: \
+         `realplexor-loadtest floor-server --fanout`, a minimal epoll server that parks every \
+         listener and on the push writes the one body to each and closes it (data and FIN in \
+         one segment). {}\n",
+        sentences.join(" ")
+    ))
 }
 
 type Check = fn(f64, Option<f64>) -> Option<bool>;
@@ -328,6 +387,9 @@ pub fn markdown(results: &Value) -> String {
     if let Some(note) = floor_note(results) {
         s.push_str(&note);
     }
+    if let Some(note) = fanout_floor_note(results) {
+        s.push_str(&note);
+    }
     s
 }
 
@@ -385,6 +447,31 @@ mod tests {
         );
         assert!(
             md.contains("A quarter of orig's figure would be 40 us, 0.80x the floor."),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn fanout_floor_note_sets_each_size_against_its_floor() {
+        let mut r = sample();
+        assert_eq!(fanout_floor_note(&r), None, "no floor runs, no note");
+        r["floor_fanout"] = json!([
+            {"key": "fanout@19000", "server": "kernel-floor", "server_cpu_ms": 40.0,
+             "last_ms": 80.0, "ok": true},
+            {"key": "fanout@19000", "server": "kernel-floor", "server_cpu_ms": 25.0,
+             "last_ms": 50.0, "ok": true},
+            {"key": "fanout@19000", "server": "kernel-floor", "server_cpu_ms": 30.0,
+             "last_ms": 60.0, "ok": true},
+        ]);
+        let md = markdown(&r);
+        assert!(
+            md.contains("To 19000 listeners it used **30 ms** of CPU for the push and delivered the last one at 60 ms: \
+                 ours 50 ms = 1.67x the floor, last delivery 100 ms = 1.67x; \
+                 orig 400 ms = 13.33x the floor, last delivery 400 ms = 6.67x."),
+            "{md}"
+        );
+        assert!(
+            md.contains("`realplexor-loadtest floor-server --fanout`"),
             "{md}"
         );
     }
