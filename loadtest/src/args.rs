@@ -6,6 +6,7 @@
 //!
 //! Uses: getopts; nothing internal.
 
+use crate::wire::{Api, Transport};
 use std::net::SocketAddr;
 
 pub const USAGE: &str = "\
@@ -29,6 +30,10 @@ OPTIONS:
   --ids M --per-client K --per-push J --reconnect PROB   multi [50, 3, 3, 0.1]
   --rate R --duration S --lifetime-ms L --poll-ms T      churn [200, 3, 500, 200]
   --offline-timeout S churn: the server's OFFLINE_TIMEOUT [1 when started here, else 30]
+  --transport T       idle, fanout, publish listeners: longpoll | sse | ws [longpoll]
+  --api A             publish pushes: classic (IN connection per push) | http
+                      (POST /pub on keep-alive connections to IN, pipelined) [classic]
+  --pub-conns C       publish --api http: keep-alive publisher connections [4]
   --window W          connects in flight [256]
   --timeout S         bound of every phase, seconds [60]
   --name NAME         label of the server in the result [ours]
@@ -36,6 +41,9 @@ OPTIONS:
   --quiet             no progress line
 suite: --small N [1000] --big N [19000] --publish-listeners N [1000] --other-name NAME [other]
        --rounds R [1]: every scenario R times, the servers alternating; figures are medians
+       --transports longpoll,sse,ws --apis classic,http: besides the base runs, idle and
+       fanout at --big and publish per extra transport, publish per extra API, against
+       the first server only [longpoll] [classic]
 ";
 
 #[derive(Debug, Clone)]
@@ -78,6 +86,15 @@ pub struct Opts {
     pub conf: Option<String>,
     /// `floor-server --fanout`: every listener of an id gets its pushes.
     pub floor_fanout: bool,
+    /// How idle, fanout and publish listeners wait.
+    pub transport: Transport,
+    /// How publish pushes.
+    pub api: Api,
+    /// `--api http`: keep-alive publisher connections.
+    pub pub_conns: usize,
+    /// suite: the transports and APIs to run side by side (the first of each is the base).
+    pub transports: Vec<Transport>,
+    pub apis: Vec<Api>,
 }
 
 impl Default for Opts {
@@ -118,6 +135,11 @@ impl Default for Opts {
             help: false,
             conf: None,
             floor_fanout: false,
+            transport: Transport::LongPoll,
+            api: Api::Classic,
+            pub_conns: 4,
+            transports: vec![Transport::LongPoll],
+            apis: vec![Api::Classic],
         }
     }
 }
@@ -154,6 +176,11 @@ const VALUE_OPTS: &[(&str, &str)] = &[
     ("big", "N"),
     ("publish-listeners", "N"),
     ("rounds", "R"),
+    ("transport", "T"),
+    ("api", "API"),
+    ("pub-conns", "C"),
+    ("transports", "LIST"),
+    ("apis", "LIST"),
 ];
 
 /// The commands `parse` accepts (`worker` is internal and handled before it).
@@ -225,6 +252,14 @@ fn all<T: std::str::FromStr>(m: &getopts::Matches, name: &str) -> Result<Vec<T>,
         .collect()
 }
 
+/// A comma-separated list of names.
+fn list<T: std::str::FromStr>(v: &str, opt: &str) -> Result<Vec<T>, String> {
+    v.split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| x.parse().map_err(|_| format!("{opt}: bad value {x:?}")))
+        .collect()
+}
+
 /// Parses `args` (without the program name). With `-h`/`--help` anywhere the result is
 /// `Opts { help: true, .. }` and nothing else is checked.
 pub fn parse(args: &[String]) -> Result<Opts, String> {
@@ -289,6 +324,22 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
     set!(o.publish_listeners, "publish-listeners");
     set!(o.rounds, "rounds");
     o.rounds = o.rounds.max(1);
+    set!(o.transport, "transport");
+    set!(o.api, "api");
+    set!(o.pub_conns, "pub-conns");
+    o.pub_conns = o.pub_conns.max(1);
+    if let Some(v) = m.opt_strs("transports").pop() {
+        o.transports = list(&v, "--transports")?;
+    }
+    if let Some(v) = m.opt_strs("apis").pop() {
+        o.apis = list(&v, "--apis")?;
+    }
+    if o.transport.is_stream() && !matches!(o.command.as_str(), "idle" | "fanout" | "publish") {
+        return Err("--transport: sse and ws are for idle, fanout and publish".into());
+    }
+    if o.api != Api::Classic && o.command != "publish" {
+        return Err("--api: http is for publish".into());
+    }
     o.quiet = m.opt_present("quiet");
     o.floor_fanout = m.opt_present("fanout");
     let scenario = matches!(
@@ -360,6 +411,27 @@ mod tests {
             "--quiet: takes no value"
         );
         assert!(p("floor-server").is_err());
+    }
+
+    #[test]
+    fn transports_and_apis() {
+        let o = p("fanout --server-cmd x --transport ws").unwrap();
+        assert_eq!((o.transport, o.api), (Transport::Ws, Api::Classic));
+        let o = p("publish --server-cmd x --transport sse --api http --pub-conns 0").unwrap();
+        assert_eq!(
+            (o.transport, o.api, o.pub_conns),
+            (Transport::Sse, Api::Http, 1)
+        );
+        assert_eq!(
+            p("idle --server-cmd x --transport poll").unwrap_err(),
+            "--transport: bad value \"poll\""
+        );
+        assert!(p("churn --server-cmd x --transport sse").is_err());
+        assert!(p("fanout --server-cmd x --api http").is_err());
+        let o = p("suite --server-cmd x --transports longpoll,sse,ws --apis classic,http").unwrap();
+        assert_eq!(o.transports.len(), 3);
+        assert_eq!(o.apis, vec![Api::Classic, Api::Http]);
+        assert!(p("suite --server-cmd x --transports sse,bogus").is_err());
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! * `args`: the command line, raw then typed (`Opts`).
 //! * `net`: the single-threaded mio client engine; sockets bound to 127.x.y.z sources.
 //! * `proto`: requests and response parsers (WAIT data blocks, ONLINE, WATCH), cursor order.
+//! * `wire`: the other WAIT transports (`sse`, `ws`) and the `--api http` publisher
+//!   (`http`): requests, incremental decoders, framing.
 //! * `worker`: WAIT-side workers (processes or threads) for `idle` and `fanout`.
 //! * `scenarios`: `idle`, `fanout`, `publish`, `churn`, `multi`; each returns JSON.
 //! * `target`: the server under test (started with an override conf, or attached) and its
@@ -27,6 +29,7 @@ pub mod scenarios;
 pub mod stats;
 pub mod suite;
 pub mod target;
+pub mod wire;
 pub mod worker;
 
 use serde_json::Value;

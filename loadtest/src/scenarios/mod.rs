@@ -25,6 +25,7 @@ use crate::clock::now_ns;
 use crate::net::{Ev, Net};
 use crate::stats::Progress;
 use crate::target::Target;
+use crate::wire::Listen;
 use crate::worker::Pool;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -129,6 +130,7 @@ pub fn open_all(
         let share = n / k + usize::from(i < n % k);
         let mut cmd = json!({"op": "open", "n": share, "first": first, "wait": wait,
             "prefix": prefix, "window": ctx.opts.window, "source": i,
+            "transport": ctx.opts.transport.name(),
             "timeout_ms": ctx.timeout().as_millis() as u64});
         if let Some(id) = shared {
             cmd["id"] = json!(id);
@@ -179,7 +181,7 @@ pub fn close_all(pool: &mut Pool, prog: &mut Progress) -> Result<(), String> {
 pub fn park_local(
     net: &mut Net,
     ctx: &Ctx,
-    reqs: &mut dyn FnMut(usize) -> Vec<u8>,
+    reqs: &mut dyn FnMut(usize) -> Listen,
     n: usize,
     prog: &mut Progress,
 ) -> Result<(Vec<Option<usize>>, u64, u64), String> {
@@ -190,7 +192,7 @@ pub fn park_local(
     let mut evs = Vec::new();
     while parked + (failed as usize) < n && now_ns() < deadline {
         while next < n && pending < ctx.opts.window {
-            match net.open(ctx.wait_addr(next), reqs(next), true, false, next as u64) {
+            match net.open_listen(ctx.wait_addr(next), reqs(next), next as u64) {
                 Ok(_) => pending += 1,
                 Err(_) => failed += 1,
             }
@@ -208,6 +210,7 @@ pub fn park_local(
                     pending = pending.saturating_sub(1);
                     parked += 1;
                 }
+                Ev::Message { .. } | Ev::Response { .. } => {}
                 Ev::Done { user, .. } | Ev::Failed { user, .. } => {
                     if let Some(k) = keys.get_mut(user as usize) {
                         if k.take().is_some() {
