@@ -5,14 +5,17 @@
 //!   and RSS growth over close/reconnect cycles (worker pool).
 //! * `fanout`: N listeners on one id, one push; delivery-time distribution, payloads
 //!   verified, server CPU for the push (worker pool).
-//! * `publish`: pushes over new IN connections to ids with one re-parking listener each
-//!   (in-process).
+//! * `publish`: pushes (new IN connections, or `--api http` keep-alive requests) to ids
+//!   with one listener each, re-parking or streaming (in-process).
 //! * `churn`: clients arriving, parking and leaving at a rate while ONLINE and WATCH are
 //!   polled (in-process).
 //! * `multi`: clients on K of M ids, pushes to several ids, reconnects with cursors;
 //!   exactly-once and in-order check (in-process).
 //!
-//! Uses: `worker::Pool` (idle, fanout), `net::Net` (the others), `target::Target`.
+//! `idle`, `fanout` and `publish` listeners wait over `--transport` (long-poll, SSE or
+//! WebSocket, see `wire`); `churn` and `multi` are long-poll only.
+//!
+//! Uses: `worker::Pool` (idle, fanout), `net::Net` (the others), `target::Target`, `wire`.
 
 pub mod churn;
 pub mod fanout;

@@ -9,6 +9,10 @@
 //! floor: [publish runs against floor-server], floor_fanout: [fanout runs against
 //! floor-server --fanout, keyed like runs] }`.
 //!
+//! `--transports sse,ws` and `--apis http` add side-by-side runs against the first server
+//! (keys `fanout+sse@19000`, `publish+http@1000`): idle and fanout at `--big` and publish
+//! per extra transport, publish per extra API.
+//!
 //! This file runs the plan and writes the files; `results` reads figures back out of
 //! `results.json`, `report` renders the markdown, `chart` the SVG.
 //!
@@ -23,6 +27,7 @@ pub use report::markdown;
 
 use crate::args::Opts;
 use crate::run_scenario;
+use crate::wire::{Api, Transport};
 use serde_json::{json, Value};
 use std::fs;
 use std::path::Path;
@@ -76,14 +81,16 @@ pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, St
     if let Some(o) = &opts.other {
         servers.push((opts.other_name.clone(), o.clone()));
     }
-    let plan: Vec<(&str, usize)> = vec![
-        ("idle", opts.small),
-        ("idle", opts.big),
-        ("fanout", opts.small),
-        ("fanout", opts.big),
-        ("publish", opts.publish_listeners),
-        ("multi", 200),
+    let base = Variant::default();
+    let mut plan: Vec<(&str, usize, Variant)> = vec![
+        ("idle", opts.small, base),
+        ("idle", opts.big, base),
+        ("fanout", opts.small, base),
+        ("fanout", opts.big, base),
+        ("publish", opts.publish_listeners, base),
+        ("multi", 200, base),
     ];
+    plan.extend(variant_plan(opts));
     let command = std::env::var("BENCH_COMMAND")
         .unwrap_or_else(|_| format!("realplexor-loadtest {}", argv.join(" ")));
     let started = std::time::SystemTime::now()
@@ -93,13 +100,20 @@ pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, St
     let load0 = read_first_line("/proc/loadavg");
     let mut runs = Vec::new();
     let mut floor_fanout = Vec::new();
-    for (scenario, n) in plan {
+    for (scenario, n, variant) in plan {
+        // Other transports and APIs run against the first server only (the one that has
+        // them); the base runs against every server.
+        let servers = if variant == base {
+            &servers[..]
+        } else {
+            &servers[..1]
+        };
         for round in 0..opts.rounds {
             // The fan-out's kernel floor takes its turn after the servers in every round
             // (see `floor`, `--fanout`), so the report can set each server's fan-out
             // against it.
             let floor = match exe {
-                Some(exe) if scenario == "fanout" => Some((
+                Some(exe) if scenario == "fanout" && variant == base => Some((
                     "kernel-floor".to_string(),
                     format!("'{}' floor-server --fanout {{conf}}", exe.display()),
                 )),
@@ -110,7 +124,8 @@ pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, St
                 if scenario == "multi" {
                     o.pushes = opts.pushes.min(3000);
                 }
-                let key = format!("{scenario}@{n}");
+                (o.transport, o.api) = (variant.transport, variant.api);
+                let key = variant.key(scenario, n);
                 let mut v = match run_scenario(&o, exe) {
                     Ok(v) => v,
                     Err(e) => {
@@ -166,6 +181,60 @@ pub fn run(opts: &Opts, exe: Option<&Path>, argv: &[String]) -> Result<Value, St
     Ok(json!({"ok": true, "out_dir": opts.out_dir, "summary": markdown(&results)}))
 }
 
+/// A listener transport and publish API, the base being long-poll and classic pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Variant {
+    transport: Transport,
+    api: Api,
+}
+
+impl Variant {
+    /// `fanout@19000` for the base, `fanout+sse@19000`, `publish+http@1000` otherwise.
+    fn key(self, scenario: &str, n: usize) -> String {
+        let mut k = scenario.to_string();
+        if self.transport != Transport::default() {
+            k = format!("{k}+{}", self.transport.name());
+        }
+        if self.api != Api::default() {
+            k = format!("{k}+{}", self.api.name());
+        }
+        format!("{k}@{n}")
+    }
+}
+
+/// The side-by-side runs `--transports` and `--apis` ask for beyond the base: idle and
+/// fanout at `--big` and publish per other transport, publish per other API.
+fn variant_plan(opts: &Opts) -> Vec<(&'static str, usize, Variant)> {
+    let mut plan = Vec::new();
+    let mut seen = Vec::new();
+    for &transport in &opts.transports {
+        if transport == Transport::default() || seen.contains(&transport) {
+            continue;
+        }
+        seen.push(transport);
+        let v = Variant {
+            transport,
+            api: Api::default(),
+        };
+        plan.push(("idle", opts.big, v));
+        plan.push(("fanout", opts.big, v));
+        plan.push(("publish", opts.publish_listeners, v));
+    }
+    let mut seen = Vec::new();
+    for &api in &opts.apis {
+        if api == Api::default() || seen.contains(&api) {
+            continue;
+        }
+        seen.push(api);
+        let v = Variant {
+            transport: Transport::default(),
+            api,
+        };
+        plan.push(("publish", opts.publish_listeners, v));
+    }
+    plan
+}
+
 /// The suite's options turned into one scenario run against one server.
 fn scenario_opts(opts: &Opts, scenario: &str, n: usize, name: &str, cmd: &str) -> Opts {
     let mut o = opts.clone();
@@ -206,4 +275,40 @@ fn write_all(dir: &str, results: &Value) -> Result<(), String> {
     )?;
     w("results.md", markdown(results))?;
     w("chart.svg", svg(results))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_keys_and_plan() {
+        assert_eq!(Variant::default().key("fanout", 19000), "fanout@19000");
+        let o = crate::args::parse(
+            &"suite --server-cmd x --big 500 --publish-listeners 40 --transports longpoll,sse,ws,sse --apis http"
+                .split(' ')
+                .map(String::from)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let keys: Vec<String> = variant_plan(&o)
+            .iter()
+            .map(|(s, n, v)| v.key(s, *n))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "idle+sse@500",
+                "fanout+sse@500",
+                "publish+sse@40",
+                "idle+ws@500",
+                "fanout+ws@500",
+                "publish+ws@40",
+                "publish+http@40"
+            ]
+        );
+        let base =
+            crate::args::parse(&["suite".into(), "--server-cmd".into(), "x".into()]).unwrap();
+        assert!(variant_plan(&base).is_empty());
+    }
 }

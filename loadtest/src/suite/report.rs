@@ -5,7 +5,7 @@
 //!
 //! Uses: `results` (figures out of results.json).
 
-use super::results::{fmt_num, median, run_of, server_names, sizes, value_of};
+use super::results::{fmt_num, median, run_of, server_names, sizes, value_of, variants};
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -265,7 +265,72 @@ fn rows(results: &Value) -> Vec<Row> {
             );
         }
     }
+    add_variant_rows(results, &mut out);
     out
+}
+
+/// The figures shown for a scenario's other transports and APIs (no targets: those are
+/// set for the base runs).
+const VARIANT_FIGURES: &[(&str, &[(&str, &str)])] = &[
+    (
+        "idle",
+        &[
+            ("server RSS per connection (bytes)", "rss_per_conn"),
+            ("connects/s", "connects_per_s"),
+        ],
+    ),
+    (
+        "fanout",
+        &[
+            ("first delivery (ms)", "first_ms"),
+            ("median delivery (ms)", "median_ms"),
+            ("last delivery (ms)", "last_ms"),
+            ("server CPU for the push (ms)", "server_cpu_ms"),
+        ],
+    ),
+    (
+        "publish",
+        &[
+            ("pushes/s", "pushes_per_s"),
+            ("server CPU per push (us)", "server_cpu_per_push_us"),
+            ("latency p50 (ms)", "p50_ms"),
+            ("latency p99 (ms)", "p99_ms"),
+        ],
+    ),
+];
+
+/// Rows for the runs over other transports and APIs (`fanout+sse@19000`), each block
+/// right after its scenario's base rows, so they read side by side.
+fn add_variant_rows(results: &Value, out: &mut Vec<Row>) {
+    for (scenario, figures) in VARIANT_FIGURES {
+        let mut block = Vec::new();
+        for v in variants(results, scenario) {
+            if v.is_empty() {
+                continue;
+            }
+            let via = v.trim_start_matches('+').replace('+', " + ");
+            for key in sizes(results, &format!("{scenario}{v}")) {
+                let n = key.split_once('@').map_or("", |x| x.1);
+                let what = if *scenario == "publish" {
+                    format!("publish ({n} listeners) via {via}")
+                } else {
+                    format!("{scenario} {n} via {via}")
+                };
+                for (label, field) in figures.iter() {
+                    block.push(Row {
+                        label: format!("{what}: {label}"),
+                        key: key.clone(),
+                        field,
+                        target: "",
+                        check: None,
+                    });
+                }
+            }
+        }
+        let base_of = |r: &Row| r.key.split_once('@').map(|x| x.0) == Some(*scenario);
+        let at = out.iter().rposition(base_of).map_or(out.len(), |p| p + 1);
+        out.splice(at..at, block);
+    }
 }
 
 /// The markdown table: one row per figure, one column per server, the ratio, the target.
@@ -473,6 +538,38 @@ mod tests {
         assert!(
             md.contains("`realplexor-loadtest floor-server --fanout`"),
             "{md}"
+        );
+    }
+
+    #[test]
+    fn variants_read_side_by_side() {
+        let mut r = sample();
+        if let Some(runs) = r["runs"].as_array_mut() {
+            runs.push(
+                json!({"key": "fanout+sse@19000", "scenario": "fanout", "server": "ours",
+                "first_ms": 0.4, "median_ms": 20.0, "last_ms": 90.0, "server_cpu_ms": 45.0,
+                "ok": true}),
+            );
+            runs.push(
+                json!({"key": "publish+http@1000", "scenario": "publish", "server": "ours",
+                "pushes_per_s": 20000.0, "ok": true}),
+            );
+        }
+        let md = markdown(&r);
+        assert!(
+            md.contains(
+                "| fanout 19000: server CPU for the push (ms) | 50 | 400 | 0.12 | <= 0.7x other | yes |\n\
+                 | fanout 19000 via sse: first delivery (ms) | 0.40 | - | - |  |  |\n"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| publish (1000 listeners) via http: pushes/s | 20000 | - | - |  |  |"),
+            "{md}"
+        );
+        assert!(
+            !md.contains("publish (1000 listeners): pushes/s"),
+            "no base publish run: {md}"
         );
     }
 

@@ -67,14 +67,15 @@ pub(super) fn server_names(results: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The size used for a scenario in this run (`idle@19000` -> 19000), largest last.
+/// The keys run for a scenario or variant (`idle` -> `idle@1000`, `idle@19000`;
+/// `fanout+sse` -> `fanout+sse@19000`), by size, largest last.
 pub(super) fn sizes(results: &Value, scenario: &str) -> Vec<String> {
     let mut v: Vec<(u64, String)> = results["runs"]
         .as_array()
         .map(|a| {
             a.iter()
-                .filter(|r| r["scenario"] == scenario)
                 .filter_map(|r| r["key"].as_str())
+                .filter(|k| k.split_once('@').is_some_and(|(s, _)| s == scenario))
                 .filter_map(|k| Some((k.split_once('@')?.1.parse().ok()?, k.to_string())))
                 .collect()
         })
@@ -82,6 +83,24 @@ pub(super) fn sizes(results: &Value, scenario: &str) -> Vec<String> {
     v.sort();
     v.dedup();
     v.into_iter().map(|(_, k)| k).collect()
+}
+
+/// A scenario's variants in this run: `""` (the base) first, then `"+sse"`, `"+http"`..
+pub(super) fn variants(results: &Value, scenario: &str) -> Vec<String> {
+    let mut v: Vec<String> = results["runs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["key"].as_str()?.split_once('@'))
+                .filter_map(|(s, _)| s.strip_prefix(scenario))
+                .filter(|rest| rest.is_empty() || rest.starts_with('+'))
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.dedup();
+    v
 }
 
 pub(super) fn fmt_num(v: f64) -> String {
