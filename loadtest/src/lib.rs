@@ -14,10 +14,12 @@
 //!   RSS/CPU from /proc.
 //! * `suite`: the standard benchmark run (`suite/mod.rs`) and its report:
 //!   `bench/results.json`, read back by `suite/results.rs`, rendered to `results.md` by
-//!   `suite/report.rs` and to `chart.svg` by `suite/chart.rs`.
+//!   `suite/report.rs` (kernel-floor paragraphs: `suite/notes.rs`) and to `chart.svg` by
+//!   `suite/chart.rs`.
 //! * `stats`: percentiles, summaries, the live progress line.
 //! * `floor`: `floor-server`, the least a server must do for the publish exchange (the
-//!   kernel's share of CPU per push, as a reference in the suite's report).
+//!   kernel's share of CPU per push, as a reference in the suite's report); `--fanout`:
+//!   the same for a fan-out.
 //!
 //! Every load loop is bounded in count and in time, and all traffic goes to 127.0.0.0/8.
 

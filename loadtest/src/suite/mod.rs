@@ -14,11 +14,13 @@
 //! per extra transport, publish per extra API.
 //!
 //! This file runs the plan and writes the files; `results` reads figures back out of
-//! `results.json`, `report` renders the markdown, `chart` the SVG.
+//! `results.json`, `report` renders the markdown (`notes`: its kernel-floor paragraphs),
+//! `chart` the SVG.
 //!
 //! Uses: `run_scenario`, `args::Opts`.
 
 mod chart;
+mod notes;
 mod report;
 mod results;
 
