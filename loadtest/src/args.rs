@@ -1,17 +1,21 @@
-//! Command line: raw `--key value` pairs first, then a typed `Opts` with defaults.
+//! Command line: `getopts` splits the words, then a typed `Opts` with defaults.
 //!
-//! Structure: `Opts` holds every knob of every scenario; `parse` rejects unknown options
-//! and malformed numbers with a message naming the option.
+//! Structure: `Opts` holds every knob of every command; `parse` rejects unknown options,
+//! unknown commands and malformed numbers with a message naming the culprit. A value
+//! option given twice keeps its last value; `--wait` and `--in` accumulate.
 //!
-//! Uses: nothing internal.
+//! Uses: getopts; nothing internal.
 
+use crate::wire::{Api, Transport};
 use std::net::SocketAddr;
 
 pub const USAGE: &str = "\
 usage: realplexor-loadtest SCENARIO [TARGET] [OPTIONS]
+       realplexor-loadtest -h | --help                  (this text)
        realplexor-loadtest suite --server-cmd 'CMD {conf}' [--other 'CMD {conf}'] [--out-dir bench]
        realplexor-loadtest report [--out-dir bench]     (re-render results.md and chart.svg)
-       realplexor-loadtest floor-server CONF            (the publish exchange's kernel floor)
+       realplexor-loadtest floor-server [--fanout] CONF (the publish exchange's kernel floor;
+                                   --fanout: every listener of an id gets the push)
 
 SCENARIO: idle | fanout | publish | churn | multi
 TARGET (one of):
@@ -26,6 +30,10 @@ OPTIONS:
   --ids M --per-client K --per-push J --reconnect PROB   multi [50, 3, 3, 0.1]
   --rate R --duration S --lifetime-ms L --poll-ms T      churn [200, 3, 500, 200]
   --offline-timeout S churn: the server's OFFLINE_TIMEOUT [1 when started here, else 30]
+  --transport T       idle, fanout, publish listeners: longpoll | sse | ws [longpoll]
+  --api A             publish pushes: classic (IN connection per push) | http
+                      (POST /pub on keep-alive connections to IN, pipelined) [classic]
+  --pub-conns C       publish --api http: keep-alive publisher connections [4]
   --window W          connects in flight [256]
   --timeout S         bound of every phase, seconds [60]
   --name NAME         label of the server in the result [ours]
@@ -33,6 +41,9 @@ OPTIONS:
   --quiet             no progress line
 suite: --small N [1000] --big N [19000] --publish-listeners N [1000] --other-name NAME [other]
        --rounds R [1]: every scenario R times, the servers alternating; figures are medians
+       --transports longpoll,sse,ws --apis classic,http: besides the base runs, idle and
+       fanout at --big and publish per extra transport, publish per extra API, against
+       the first server only [longpoll] [classic]
 ";
 
 #[derive(Debug, Clone)]
@@ -69,6 +80,21 @@ pub struct Opts {
     pub big: usize,
     pub publish_listeners: usize,
     pub rounds: usize,
+    /// `-h`/`--help`: print the usage and exit 0.
+    pub help: bool,
+    /// `floor-server CONF`: the override file to read.
+    pub conf: Option<String>,
+    /// `floor-server --fanout`: every listener of an id gets its pushes.
+    pub floor_fanout: bool,
+    /// How idle, fanout and publish listeners wait.
+    pub transport: Transport,
+    /// How publish pushes.
+    pub api: Api,
+    /// `--api http`: keep-alive publisher connections.
+    pub pub_conns: usize,
+    /// suite: the transports and APIs to run side by side (the first of each is the base).
+    pub transports: Vec<Transport>,
+    pub apis: Vec<Api>,
 }
 
 impl Default for Opts {
@@ -106,64 +132,216 @@ impl Default for Opts {
             big: 19_000,
             publish_listeners: 1000,
             rounds: 1,
+            help: false,
+            conf: None,
+            floor_fanout: false,
+            transport: Transport::LongPoll,
+            api: Api::Classic,
+            pub_conns: 4,
+            transports: vec![Transport::LongPoll],
+            apis: vec![Api::Classic],
         }
     }
 }
 
-fn num<T: std::str::FromStr>(opt: &str, v: &str) -> Result<T, String> {
-    v.parse().map_err(|_| format!("{opt}: bad value {v:?}"))
+/// The value options (each takes one argument; given twice, the last one counts, so a
+/// wrapper script's defaults can be overridden by its caller). `-n` is short, the rest long.
+const VALUE_OPTS: &[(&str, &str)] = &[
+    ("n", "N"),
+    ("procs", "K"),
+    ("cycles", "C"),
+    ("pushes", "P"),
+    ("concurrency", "C"),
+    ("ids", "M"),
+    ("per-client", "K"),
+    ("per-push", "J"),
+    ("reconnect", "PROB"),
+    ("rate", "R"),
+    ("duration", "S"),
+    ("lifetime-ms", "L"),
+    ("poll-ms", "T"),
+    ("offline-timeout", "S"),
+    ("window", "W"),
+    ("timeout", "S"),
+    ("name", "NAME"),
+    ("out", "FILE"),
+    ("server-cmd", "CMD"),
+    ("other", "CMD"),
+    ("other-name", "NAME"),
+    ("wait", "ADDR"),
+    ("in", "ADDR"),
+    ("server-pid", "PID"),
+    ("out-dir", "DIR"),
+    ("small", "N"),
+    ("big", "N"),
+    ("publish-listeners", "N"),
+    ("rounds", "R"),
+    ("transport", "T"),
+    ("api", "API"),
+    ("pub-conns", "C"),
+    ("transports", "LIST"),
+    ("apis", "LIST"),
+];
+
+/// The commands `parse` accepts (`worker` is internal and handled before it).
+pub const COMMANDS: &[&str] = &[
+    "idle",
+    "fanout",
+    "publish",
+    "churn",
+    "multi",
+    "suite",
+    "report",
+    "floor-server",
+];
+
+fn options() -> getopts::Options {
+    let mut g = getopts::Options::new();
+    for (name, hint) in VALUE_OPTS {
+        let (short, long) = if name.len() == 1 {
+            (*name, "")
+        } else {
+            ("", *name)
+        };
+        g.optmulti(short, long, "", hint);
+    }
+    g.optflagmulti("", "quiet", "");
+    g.optflagmulti("", "fanout", "");
+    g.optflagmulti("h", "help", "");
+    g
 }
 
-/// Parses `args` (without the program name).
+/// `-n` or `--name` as the user typed it.
+fn dashed(name: &str) -> String {
+    if name.len() == 1 {
+        format!("-{name}")
+    } else {
+        format!("--{name}")
+    }
+}
+
+fn fail_message(f: getopts::Fail) -> String {
+    use getopts::Fail::*;
+    match f {
+        ArgumentMissing(n) => format!("{}: missing value", dashed(&n)),
+        UnrecognizedOption(n) => format!("unknown option {}", dashed(&n)),
+        UnexpectedArgument(n) => format!("{}: takes no value", dashed(&n)),
+        OptionMissing(n) | OptionDuplicated(n) => format!("{}: bad use", dashed(&n)),
+    }
+}
+
+/// The last value given for `name`, parsed; `Ok(None)` when absent.
+fn last<T: std::str::FromStr>(m: &getopts::Matches, name: &str) -> Result<Option<T>, String> {
+    match m.opt_strs(name).pop() {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{}: bad value {v:?}", dashed(name))),
+    }
+}
+
+/// Every value given for `name`, parsed.
+fn all<T: std::str::FromStr>(m: &getopts::Matches, name: &str) -> Result<Vec<T>, String> {
+    m.opt_strs(name)
+        .iter()
+        .map(|v| {
+            v.parse()
+                .map_err(|_| format!("{}: bad value {v:?}", dashed(name)))
+        })
+        .collect()
+}
+
+/// A comma-separated list of names.
+fn list<T: std::str::FromStr>(v: &str, opt: &str) -> Result<Vec<T>, String> {
+    v.split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| x.parse().map_err(|_| format!("{opt}: bad value {x:?}")))
+        .collect()
+}
+
+/// Parses `args` (without the program name). With `-h`/`--help` anywhere the result is
+/// `Opts { help: true, .. }` and nothing else is checked.
 pub fn parse(args: &[String]) -> Result<Opts, String> {
+    let m = options().parse(args).map_err(fail_message)?;
     let mut o = Opts::default();
-    let mut it = args.iter();
-    o.command = it.next().cloned().ok_or("missing SCENARIO")?;
-    while let Some(a) = it.next() {
-        if a == "--quiet" {
-            o.quiet = true;
-            continue;
-        }
-        if a == "-h" || a == "--help" {
-            return Err(String::new());
-        }
-        let v = it.next().ok_or_else(|| format!("{a}: missing value"))?;
-        match a.as_str() {
-            "-n" => o.n = num(a, v)?,
-            "--procs" => o.procs = num(a, v)?,
-            "--cycles" => o.cycles = num(a, v)?,
-            "--pushes" => o.pushes = num(a, v)?,
-            "--concurrency" => o.concurrency = num(a, v)?,
-            "--ids" => o.ids = num(a, v)?,
-            "--per-client" => o.per_client = num(a, v)?,
-            "--per-push" => o.per_push = num(a, v)?,
-            "--reconnect" => o.reconnect = num(a, v)?,
-            "--rate" => o.rate = num(a, v)?,
-            "--duration" => o.duration_s = num(a, v)?,
-            "--lifetime-ms" => o.lifetime_ms = num(a, v)?,
-            "--poll-ms" => o.poll_ms = num(a, v)?,
-            "--offline-timeout" => {
-                o.offline_timeout_s = num(a, v)?;
-                o.offline_given = true;
-            }
-            "--window" => o.window = num::<usize>(a, v)?.max(1),
-            "--timeout" => o.timeout_s = num(a, v)?,
-            "--name" => o.name = v.clone(),
-            "--out" => o.out = Some(v.clone()),
-            "--server-cmd" => o.server_cmd = Some(v.clone()),
-            "--other" => o.other = Some(v.clone()),
-            "--other-name" => o.other_name = v.clone(),
-            "--wait" => o.wait.push(num(a, v)?),
-            "--in" => o.inn.push(num(a, v)?),
-            "--server-pid" => o.server_pid = Some(num(a, v)?),
-            "--out-dir" => o.out_dir = v.clone(),
-            "--small" => o.small = num(a, v)?,
-            "--big" => o.big = num(a, v)?,
-            "--publish-listeners" => o.publish_listeners = num(a, v)?,
-            "--rounds" => o.rounds = num::<usize>(a, v)?.max(1),
-            _ => return Err(format!("unknown option {a}")),
+    if m.opt_present("help") {
+        o.help = true;
+        return Ok(o);
+    }
+    let mut free = m.free.iter();
+    o.command = free.next().cloned().ok_or("missing SCENARIO")?;
+    if !COMMANDS.contains(&o.command.as_str()) {
+        return Err(format!("unknown scenario {}", o.command));
+    }
+    if o.command == "floor-server" {
+        o.conf = free.next().cloned();
+        if o.conf.is_none() {
+            return Err("floor-server needs CONF".into());
         }
     }
+    if let Some(extra) = free.next() {
+        return Err(format!("unexpected argument {extra}"));
+    }
+    macro_rules! set {
+        ($field:expr, $name:literal) => {
+            if let Some(v) = last(&m, $name)? {
+                $field = v;
+            }
+        };
+    }
+    set!(o.n, "n");
+    set!(o.procs, "procs");
+    set!(o.cycles, "cycles");
+    set!(o.pushes, "pushes");
+    set!(o.concurrency, "concurrency");
+    set!(o.ids, "ids");
+    set!(o.per_client, "per-client");
+    set!(o.per_push, "per-push");
+    set!(o.reconnect, "reconnect");
+    set!(o.rate, "rate");
+    set!(o.duration_s, "duration");
+    set!(o.lifetime_ms, "lifetime-ms");
+    set!(o.poll_ms, "poll-ms");
+    if let Some(v) = last(&m, "offline-timeout")? {
+        o.offline_timeout_s = v;
+        o.offline_given = true;
+    }
+    set!(o.window, "window");
+    o.window = o.window.max(1);
+    set!(o.timeout_s, "timeout");
+    set!(o.name, "name");
+    o.out = last(&m, "out")?;
+    o.server_cmd = last(&m, "server-cmd")?;
+    o.other = last(&m, "other")?;
+    set!(o.other_name, "other-name");
+    o.wait = all(&m, "wait")?;
+    o.inn = all(&m, "in")?;
+    o.server_pid = last(&m, "server-pid")?;
+    set!(o.out_dir, "out-dir");
+    set!(o.small, "small");
+    set!(o.big, "big");
+    set!(o.publish_listeners, "publish-listeners");
+    set!(o.rounds, "rounds");
+    o.rounds = o.rounds.max(1);
+    set!(o.transport, "transport");
+    set!(o.api, "api");
+    set!(o.pub_conns, "pub-conns");
+    o.pub_conns = o.pub_conns.max(1);
+    if let Some(v) = m.opt_strs("transports").pop() {
+        o.transports = list(&v, "--transports")?;
+    }
+    if let Some(v) = m.opt_strs("apis").pop() {
+        o.apis = list(&v, "--apis")?;
+    }
+    if o.transport.is_stream() && !matches!(o.command.as_str(), "idle" | "fanout" | "publish") {
+        return Err("--transport: sse and ws are for idle, fanout and publish".into());
+    }
+    if o.api != Api::Classic && o.command != "publish" {
+        return Err("--api: http is for publish".into());
+    }
+    o.quiet = m.opt_present("quiet");
+    o.floor_fanout = m.opt_present("fanout");
     let scenario = matches!(
         o.command.as_str(),
         "idle" | "fanout" | "publish" | "churn" | "multi"
@@ -221,6 +399,75 @@ mod tests {
         assert!(p("idle --wait nope --in 127.0.0.1:1").is_err());
         assert!(p("multi --server-cmd x --reconnect 2").is_err());
         assert!(p("suite").is_err());
-        assert!(parse(&[]).is_err());
+        assert_eq!(parse(&[]).unwrap_err(), "missing SCENARIO");
+        assert_eq!(p("--quiet").unwrap_err(), "missing SCENARIO");
+        assert_eq!(p("bogus -n 1").unwrap_err(), "unknown scenario bogus");
+        assert_eq!(
+            p("idle --server-cmd x stray").unwrap_err(),
+            "unexpected argument stray"
+        );
+        assert_eq!(
+            p("idle --server-cmd x --quiet=1").unwrap_err(),
+            "--quiet: takes no value"
+        );
+        assert!(p("floor-server").is_err());
+    }
+
+    #[test]
+    fn transports_and_apis() {
+        let o = p("fanout --server-cmd x --transport ws").unwrap();
+        assert_eq!((o.transport, o.api), (Transport::Ws, Api::Classic));
+        let o = p("publish --server-cmd x --transport sse --api http --pub-conns 0").unwrap();
+        assert_eq!(
+            (o.transport, o.api, o.pub_conns),
+            (Transport::Sse, Api::Http, 1)
+        );
+        assert_eq!(
+            p("idle --server-cmd x --transport poll").unwrap_err(),
+            "--transport: bad value \"poll\""
+        );
+        assert!(p("churn --server-cmd x --transport sse").is_err());
+        assert!(p("fanout --server-cmd x --api http").is_err());
+        let o = p("suite --server-cmd x --transports longpoll,sse,ws --apis classic,http").unwrap();
+        assert_eq!(o.transports.len(), 3);
+        assert_eq!(o.apis, vec![Api::Classic, Api::Http]);
+        assert!(p("suite --server-cmd x --transports sse,bogus").is_err());
+    }
+
+    #[test]
+    fn help_anywhere_wins() {
+        for s in [
+            "--help",
+            "-h",
+            "idle -h",
+            "bogus --help",
+            "suite --rounds x -h",
+        ] {
+            assert!(p(s).unwrap().help, "{s}");
+        }
+        assert!(!p("idle --server-cmd x").unwrap().help);
+    }
+
+    #[test]
+    fn last_value_wins_and_addresses_accumulate() {
+        // scripts/bench passes its defaults first and the caller's options after them.
+        let o = p(
+            "suite --server-cmd a --name realplexor --pushes 10000 --rounds 3 \
+                   --out-dir bench --rounds 1 --name=mine --other b",
+        )
+        .unwrap();
+        assert_eq!((o.pushes, o.rounds, o.name.as_str()), (10000, 1, "mine"));
+        assert_eq!(o.other.as_deref(), Some("b"));
+        let o = p("floor-server /tmp/x.conf").unwrap();
+        assert_eq!(o.conf.as_deref(), Some("/tmp/x.conf"));
+        assert!(!o.floor_fanout);
+        let o = p("floor-server --fanout /tmp/x.conf").unwrap();
+        assert!(o.floor_fanout);
+        let o = p(
+            "publish --window 0 --rounds 0 --wait 127.0.0.1:1 --in 127.0.0.1:2 \
+                   --in 127.0.0.1:3",
+        )
+        .unwrap();
+        assert_eq!((o.window, o.rounds, o.inn.len()), (1, 1, 2));
     }
 }

@@ -1,17 +1,22 @@
-//! `floor-server`: the least work any server must do for the `publish` exchange, to tell
-//! how much of a server's CPU per push is its own and how much is the kernel's.
+//! `floor-server`: the least work any server must do for the `publish` exchange (and,
+//! with `--fanout`, for the `fanout` one), to tell how much of a server's CPU per push is
+//! its own and how much is the kernel's.
 //!
-//! It is not a Realplexor: no queues, no cursors kept, one listener per id, no limits, no
-//! logging. A WAIT request (`identifier=[cursor:]id`) parks its socket under `id` and gets
-//! the header block at once; an IN request is read to EOF, and its body goes to the socket
-//! parked under its first id as a one-block reply, with FIN in the same segment, then both
-//! sockets close. It uses what the real server does to save system calls
-//! (TCP_DEFER_ACCEPT, a read right after accept, edge-triggered epoll, MSG_MORE), so its
-//! CPU per push is a floor for that exchange on this kernel, not a straw man.
+//! It is not a Realplexor: no queues, no cursors kept, no limits, no logging. A WAIT
+//! request (`identifier=[cursor:]id`) parks its socket under `id` and gets the header
+//! block at once; an IN request is read to EOF, and its body goes as a one-block reply,
+//! with FIN in the same segment, to the socket parked under its first id (one listener
+//! per id, a newer one replacing the older), then both sockets close. With `--fanout`
+//! every listener parked under an id stays (a list per id), and a push to that id builds
+//! the reply once and writes it to each of them, closing each: the kernel floor of a
+//! fan-out. It uses what the real server does to save system calls (TCP_DEFER_ACCEPT, a
+//! read right after accept, edge-triggered epoll, MSG_MORE), so its CPU per push is a
+//! floor for that exchange on this kernel, not a straw man.
 //!
-//! Usage: `realplexor-loadtest floor-server CONF`, where CONF is the override file that
-//! `--server-cmd` writes (only its WAIT_ADDR and IN_ADDR lines are read), e.g.
-//! `realplexor-loadtest publish --server-cmd 'realplexor-loadtest floor-server {conf}'`.
+//! Usage: `realplexor-loadtest floor-server [--fanout] CONF`, where CONF is the override
+//! file that `--server-cmd` writes (only its WAIT_ADDR and IN_ADDR lines are read), e.g.
+//! `realplexor-loadtest publish --server-cmd 'realplexor-loadtest floor-server {conf}'` or
+//! `realplexor-loadtest fanout --server-cmd 'realplexor-loadtest floor-server --fanout {conf}'`.
 //! Runs until killed.
 //!
 //! Uses: mio, slab, libc.
@@ -41,6 +46,8 @@ struct FloorConn {
     buf: Vec<u8>,
     /// The id a parked WAIT socket listens to.
     parked: Option<String>,
+    /// Fan-out mode: this socket's index in its id's list.
+    slot: usize,
 }
 
 /// The first `'...'` address on the line that sets `key` in a Perl override.
@@ -114,17 +121,56 @@ struct Floor {
     poll: Poll,
     conns: Slab<FloorConn>,
     parked: HashMap<String, usize>,
+    /// Fan-out mode: every socket parked under an id.
+    groups: HashMap<String, Vec<usize>>,
+    fanout: bool,
     cursor: u64,
     scratch: Vec<u8>,
 }
 
 impl Floor {
     fn close(&mut self, key: usize) {
-        if let Some(c) = self.conns.try_remove(key) {
-            if let Some(id) = c.parked {
-                if self.parked.get(&id) == Some(&key) {
-                    self.parked.remove(&id);
+        let Some(c) = self.conns.try_remove(key) else {
+            return;
+        };
+        let Some(id) = c.parked else { return };
+        if !self.fanout {
+            if self.parked.get(&id) == Some(&key) {
+                self.parked.remove(&id);
+            }
+            return;
+        }
+        // Out of its id's list in O(1): the last one takes its slot.
+        if let Some(list) = self.groups.get_mut(&id) {
+            if list.get(c.slot) == Some(&key) {
+                list.swap_remove(c.slot);
+                if let Some(&moved) = list.get(c.slot) {
+                    if let Some(m) = self.conns.get_mut(moved) {
+                        m.slot = c.slot;
+                    }
                 }
+            }
+            if list.is_empty() {
+                self.groups.remove(&id);
+            }
+        }
+    }
+
+    /// Parks `key` under `id`.
+    fn park(&mut self, key: usize, id: String) {
+        if self.fanout {
+            let list = self.groups.entry(id.clone()).or_default();
+            if let Some(c) = self.conns.get_mut(key) {
+                c.slot = list.len();
+                c.parked = Some(id);
+                list.push(key);
+            }
+        } else {
+            if let Some(c) = self.conns.get_mut(key) {
+                c.parked = Some(id.clone());
+            }
+            if let Some(old) = self.parked.insert(id, key) {
+                self.close(old);
             }
         }
     }
@@ -161,10 +207,7 @@ impl Floor {
                         // A few hundred bytes to a fresh socket: one write.
                         let _ = (&c.sock).write(HEADER);
                         c.buf = Vec::new();
-                        c.parked = Some(id.clone());
-                        if let Some(old) = self.parked.insert(id, key) {
-                            self.close(old);
-                        }
+                        self.park(key, id);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
@@ -177,7 +220,8 @@ impl Floor {
         }
     }
 
-    /// An IN request at EOF: its body to the listener parked on its first id.
+    /// An IN request at EOF: its body to the listener parked on its first id (to every
+    /// one parked there, in fan-out mode).
     fn push(&mut self, key: usize) {
         let Some(c) = self.conns.get(key) else {
             return;
@@ -185,6 +229,20 @@ impl Floor {
         let (Some(id), Some(at)) = (first_id(&c.buf), find(&c.buf, b"\r\n\r\n")) else {
             return;
         };
+        if self.fanout {
+            let Some(list) = self.groups.remove(id) else {
+                return;
+            };
+            self.cursor += 1;
+            let body = reply(id, self.cursor, c.buf.get(at + 4..).unwrap_or_default());
+            for w in list {
+                // The list is gone from `groups`: no slot to fix, just drop the socket.
+                if let Some(l) = self.conns.try_remove(w) {
+                    send_last(&l.sock, &body);
+                }
+            }
+            return;
+        }
         let Some(&w) = self.parked.get(id) else {
             return;
         };
@@ -208,6 +266,7 @@ impl Floor {
                 wait,
                 buf: Vec::new(),
                 parked: None,
+                slot: 0,
             });
             if self.on_readable(key) {
                 if let Some(c) = self.conns.get_mut(key) {
@@ -225,8 +284,13 @@ impl Floor {
     }
 }
 
-/// Serves until killed.
+/// Serves the publish exchange until killed.
 pub fn serve(conf_path: &str) -> Result<(), String> {
+    serve_with(conf_path, false)
+}
+
+/// Serves until killed; `fanout`: every listener parked under an id gets its pushes.
+pub fn serve_with(conf_path: &str, fanout: bool) -> Result<(), String> {
     let conf = std::fs::read_to_string(conf_path).map_err(|e| format!("{conf_path}: {e}"))?;
     let wait = conf_addr(&conf, "WAIT_ADDR").ok_or("no WAIT_ADDR in the conf")?;
     let inn = conf_addr(&conf, "IN_ADDR").ok_or("no IN_ADDR in the conf")?;
@@ -243,6 +307,8 @@ pub fn serve(conf_path: &str) -> Result<(), String> {
         poll,
         conns: Slab::new(),
         parked: HashMap::new(),
+        groups: HashMap::new(),
+        fanout,
         cursor: 1_000_000_000,
         scratch: vec![0; 64 * 1024],
     };

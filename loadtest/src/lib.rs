@@ -6,15 +6,20 @@
 //! * `args`: the command line, raw then typed (`Opts`).
 //! * `net`: the single-threaded mio client engine; sockets bound to 127.x.y.z sources.
 //! * `proto`: requests and response parsers (WAIT data blocks, ONLINE, WATCH), cursor order.
+//! * `wire`: the other WAIT transports (`sse`, `ws`) and the `--api http` publisher
+//!   (`http`): requests, incremental decoders, framing.
 //! * `worker`: WAIT-side workers (processes or threads) for `idle` and `fanout`.
 //! * `scenarios`: `idle`, `fanout`, `publish`, `churn`, `multi`; each returns JSON.
 //! * `target`: the server under test (started with an override conf, or attached) and its
 //!   RSS/CPU from /proc.
-//! * `suite`: the standard benchmark run and its report (`bench/results.json`,
-//!   `results.md`, `chart.svg`).
+//! * `suite`: the standard benchmark run (`suite/mod.rs`) and its report:
+//!   `bench/results.json`, read back by `suite/results.rs`, rendered to `results.md` by
+//!   `suite/report.rs` (kernel-floor paragraphs: `suite/notes.rs`) and to `chart.svg` by
+//!   `suite/chart.rs`.
 //! * `stats`: percentiles, summaries, the live progress line.
 //! * `floor`: `floor-server`, the least a server must do for the publish exchange (the
-//!   kernel's share of CPU per push, as a reference in the suite's report).
+//!   kernel's share of CPU per push, as a reference in the suite's report); `--fanout`:
+//!   the same for a fan-out.
 //!
 //! Every load loop is bounded in count and in time, and all traffic goes to 127.0.0.0/8.
 
@@ -26,6 +31,7 @@ pub mod scenarios;
 pub mod stats;
 pub mod suite;
 pub mod target;
+pub mod wire;
 pub mod worker;
 
 use serde_json::Value;

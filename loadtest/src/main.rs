@@ -18,25 +18,27 @@ fn main() {
         };
         std::process::exit(code);
     }
-    if argv.first().map(String::as_str) == Some("floor-server") {
+    let opts = match args::parse(&argv) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("realplexor-loadtest: {e}");
+            eprint!("{}", args::USAGE);
+            std::process::exit(2);
+        }
+    };
+    if opts.help {
+        print!("{}", args::USAGE);
+        return;
+    }
+    if opts.command == "floor-server" {
         realplexor_loadtest::raise_nofile();
-        let conf = argv.get(1).map(String::as_str).unwrap_or_default();
-        if let Err(e) = floor::serve(conf) {
+        let conf = opts.conf.as_deref().unwrap_or_default();
+        if let Err(e) = floor::serve_with(conf, opts.floor_fanout) {
             eprintln!("realplexor-loadtest floor-server: {e}");
             std::process::exit(1);
         }
         return;
     }
-    let opts = match args::parse(&argv) {
-        Ok(o) => o,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("realplexor-loadtest: {e}");
-            }
-            eprint!("{}", args::USAGE);
-            std::process::exit(2);
-        }
-    };
     let exe = std::env::current_exe().ok();
     let result = match opts.command.as_str() {
         "suite" => suite::run(&opts, exe.as_deref(), &argv),

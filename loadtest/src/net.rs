@@ -1,20 +1,24 @@
 //! The client engine: one mio `Poll` over a slab of raw TCP connections, protocol-agnostic.
 //!
-//! Structure: `Net { poll, conns: Slab<Conn { sock, out, inbuf, .. }> }`. A scenario opens
-//! a connection with the bytes to send (`open`), then turns `poll` and reacts to the
-//! events it returns: `Parked` (a WAIT connection received the header block, spec 4.4),
-//! `Done` (the peer closed; the bytes received come with it) or `Failed`. The engine
-//! never reads the clock for decisions and has no timers: scenarios bound every loop
-//! themselves.
+//! Structure: `Net { poll, conns: Slab<Conn { sock, out, inbuf, dec, .. }> }`. A scenario
+//! opens a connection with the bytes to send (`open`; `open_listen` for any WAIT
+//! transport, `open_http` for a keep-alive publisher, `send` to write more on it), then
+//! turns `poll` and reacts to the events it returns: `Parked` (a WAIT connection received
+//! the header block, spec 4.4, or its SSE/WebSocket head), `Message` (one SSE event or
+//! WebSocket message), `Response` (one keep-alive HTTP reply), `Done` (the peer closed;
+//! the bytes received come with it) or `Failed`. Streaming connections are read through a
+//! `wire::Decoder`; long-poll ones as before. The engine never reads the clock for
+//! decisions and has no timers: scenarios bound every loop themselves.
 //!
 //! Client sockets are created with libc so that each one can be bound to its own
 //! 127.x.y.z source address (`IP_BIND_ADDRESS_NO_PORT`: the port is chosen at connect
 //! time, per 4-tuple), which lifts the ~28k ephemeral-port limit of one source address.
 //!
-//! Uses: `proto::HEADER_END`, `clock`.
+//! Uses: `proto::HEADER_END`, `wire` (decoders), `clock`.
 
 use crate::clock::now_ns;
 use crate::proto::HEADER_END;
+use crate::wire::{self, Decoder, Out};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -36,7 +40,22 @@ pub enum Ev {
         t_data: u64,
         data: Vec<u8>,
     },
-    /// Connect, read or write failed; the connection is gone.
+    /// One SSE event's data or WebSocket message on a streaming connection, read at `t`.
+    Message {
+        key: usize,
+        user: u64,
+        t: u64,
+        data: Vec<u8>,
+    },
+    /// One reply on a keep-alive HTTP connection (`open_http`), read at `t`.
+    Response {
+        key: usize,
+        user: u64,
+        t: u64,
+        resp: wire::http::Response,
+    },
+    /// Connect, read or write failed (or a decoder refused the bytes); the connection is
+    /// gone.
     Failed {
         key: usize,
         user: u64,
@@ -57,6 +76,8 @@ struct Conn {
     connected: bool,
     t_data: u64,
     user: u64,
+    /// Streaming or keep-alive connections: what reads their bytes.
+    dec: Option<Decoder>,
 }
 
 /// Source addresses 127.a.b.c, c in 2..=254, handed out round-robin from a base.
@@ -198,8 +219,52 @@ impl Net {
             connected: false,
             t_data: 0,
             user,
+            dec: None,
         });
         Ok(key)
+    }
+
+    /// Opens a WAIT connection of any transport (`wire::listen`).
+    pub fn open_listen(
+        &mut self,
+        dst: SocketAddr,
+        l: wire::Listen,
+        user: u64,
+    ) -> io::Result<usize> {
+        match l.decoder {
+            None => self.open(dst, l.request, true, false, user),
+            Some(d) => self.open_decoded(dst, l.request, d, user),
+        }
+    }
+
+    /// Opens a keep-alive HTTP connection (nothing sent yet: `send` requests on it).
+    pub fn open_http(&mut self, dst: SocketAddr, user: u64) -> io::Result<usize> {
+        self.open_decoded(dst, Vec::new(), Decoder::http(), user)
+    }
+
+    fn open_decoded(
+        &mut self,
+        dst: SocketAddr,
+        request: Vec<u8>,
+        d: Decoder,
+        user: u64,
+    ) -> io::Result<usize> {
+        let key = self.open(dst, request, false, false, user)?;
+        if let Some(c) = self.conns.get_mut(key) {
+            c.dec = Some(d);
+        }
+        Ok(key)
+    }
+
+    /// Queues `bytes` on a live connection and writes what the socket takes now (the rest
+    /// when it is writable again). An error here shows up as `Failed` at a later `poll`.
+    pub fn send(&mut self, key: usize, bytes: &[u8]) -> io::Result<()> {
+        let c = self
+            .conns
+            .get_mut(key)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        c.out.extend_from_slice(bytes);
+        flush(c)
     }
 
     /// Closes a connection of ours (a client leaving); no event is reported for it.
@@ -229,11 +294,26 @@ impl Net {
             .iter()
             .map(|e| (e.token().0, e.is_readable(), e.is_writable()))
             .collect();
+        let mut outs = Vec::new();
         for (key, readable, writable) in ready {
-            let verdict = match self.conns.get_mut(key) {
+            let (verdict, user) = match self.conns.get_mut(key) {
                 None => continue,
-                Some(c) => on_ready(c, &mut self.scratch, readable, writable),
+                Some(c) => (
+                    on_ready(c, &mut self.scratch, readable, writable, &mut outs),
+                    c.user,
+                ),
             };
+            if !outs.is_empty() {
+                let t = now_ns();
+                for o in outs.drain(..) {
+                    out.push(match o {
+                        Out::Parked => Ev::Parked { key, user, t },
+                        Out::Message(data) => Ev::Message { key, user, t, data },
+                        Out::Response(resp) => Ev::Response { key, user, t, resp },
+                        Out::Send(_) | Out::Closed => continue,
+                    });
+                }
+            }
             match verdict {
                 Verdict::Keep => {}
                 Verdict::Parked(t) => out.push(Ev::Parked {
@@ -271,7 +351,41 @@ enum Verdict {
     Closed(io::Result<()>),
 }
 
-fn on_ready(c: &mut Conn, scratch: &mut [u8], readable: bool, writable: bool) -> Verdict {
+/// Writes what the socket takes of `c.out`; half-closes after the last byte if asked.
+fn flush(c: &mut Conn) -> io::Result<()> {
+    if !c.connected || c.written >= c.out.len() {
+        return Ok(());
+    }
+    loop {
+        match c.sock.write(c.out.get(c.written..).unwrap_or_default()) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                c.written += n;
+                if c.written >= c.out.len() {
+                    c.out = Vec::new();
+                    c.written = 0;
+                    if c.half_close {
+                        c.sock.shutdown(Shutdown::Write)?;
+                    }
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Handles readiness; a decoded connection's events go to `outs` (in order, before the
+/// verdict's own).
+fn on_ready(
+    c: &mut Conn,
+    scratch: &mut [u8],
+    readable: bool,
+    writable: bool,
+    outs: &mut Vec<Out>,
+) -> Verdict {
     if !c.connected && (writable || readable) {
         match c.sock.take_error() {
             Ok(Some(e)) | Err(e) => return Verdict::Closed(Err(e)),
@@ -283,28 +397,8 @@ fn on_ready(c: &mut Conn, scratch: &mut [u8], readable: bool, writable: bool) ->
             Err(e) => return Verdict::Closed(Err(e)),
         }
     }
-    if c.connected && c.written < c.out.len() {
-        loop {
-            match c.sock.write(c.out.get(c.written..).unwrap_or_default()) {
-                Ok(0) => return Verdict::Closed(Err(io::ErrorKind::WriteZero.into())),
-                Ok(n) => {
-                    c.written += n;
-                    if c.written >= c.out.len() {
-                        c.out = Vec::new();
-                        c.written = 0;
-                        if c.half_close {
-                            if let Err(e) = c.sock.shutdown(Shutdown::Write) {
-                                return Verdict::Closed(Err(e));
-                            }
-                        }
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Verdict::Closed(Err(e)),
-            }
-        }
+    if let Err(e) = flush(c) {
+        return Verdict::Closed(Err(e));
     }
     if !readable {
         return Verdict::Keep;
@@ -323,6 +417,28 @@ fn on_ready(c: &mut Conn, scratch: &mut [u8], readable: bool, writable: bool) ->
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Verdict::Closed(Err(e)),
         }
+    }
+    if let Some(dec) = c.dec.as_mut() {
+        let first = outs.len();
+        if let Err(e) = dec.feed(&mut c.inbuf, outs) {
+            return Verdict::Closed(Err(io::Error::other(e)));
+        }
+        let mut closed = false;
+        for o in outs.get(first..).unwrap_or_default() {
+            match o {
+                Out::Send(b) => c.out.extend_from_slice(b),
+                Out::Closed => closed = true,
+                _ => {}
+            }
+        }
+        if let Err(e) = flush(c) {
+            return Verdict::Closed(Err(e));
+        }
+        return if eof || closed {
+            Verdict::Closed(Ok(()))
+        } else {
+            Verdict::Keep
+        };
     }
     let now = if c.t_data == 0 || (c.wait && !c.parked) {
         now_ns()

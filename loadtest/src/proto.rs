@@ -2,7 +2,7 @@
 //! for what comes back (spec 4.4, 4.5, 6.2, 7.3, 7.4).
 //!
 //! Structure: pure functions over byte slices; `Block { ids: [(id, cursor)], data }` is
-//! one message of a WAIT response. Cursors are compared as exact decimals (spec 5.3).
+//! one message of a WAIT response (or one SSE event / WebSocket message, `parse_message`). Cursors are compared as exact decimals (spec 5.3).
 //!
 //! Uses: serde_json (the data response body is JSON when the payloads are).
 
@@ -102,28 +102,37 @@ pub fn parse_wait_response(bytes: &[u8]) -> Result<Vec<Block>, ParseError> {
     let arr = v
         .as_array()
         .ok_or_else(|| ParseError::BadBody("not an array".into()))?;
-    let mut out = Vec::with_capacity(arr.len());
-    for b in arr {
-        let ids = b
-            .get("ids")
-            .and_then(|i| i.as_object())
-            .ok_or_else(|| ParseError::BadBody("block without ids".into()))?;
-        let mut pairs = Vec::with_capacity(ids.len());
-        for (id, c) in ids {
-            let c = c
-                .as_str()
-                .ok_or_else(|| ParseError::BadBody("cursor is not a string".into()))?;
-            pairs.push((id.clone(), c.to_string()));
-        }
-        let data = b
-            .get("data")
-            .ok_or_else(|| ParseError::BadBody("block without data".into()))?;
-        out.push(Block {
-            ids: pairs,
-            data: data.to_string(),
-        });
+    arr.iter().map(block_of).collect()
+}
+
+/// One message object `{"ids": {"id": "cursor", ...}, "data": ...}` (an element of a WAIT
+/// response's array, or a whole SSE event / WebSocket message).
+pub fn block_of(b: &serde_json::Value) -> Result<Block, ParseError> {
+    let ids = b
+        .get("ids")
+        .and_then(|i| i.as_object())
+        .ok_or_else(|| ParseError::BadBody("block without ids".into()))?;
+    let mut pairs = Vec::with_capacity(ids.len());
+    for (id, c) in ids {
+        let c = c
+            .as_str()
+            .ok_or_else(|| ParseError::BadBody("cursor is not a string".into()))?;
+        pairs.push((id.clone(), c.to_string()));
     }
-    Ok(out)
+    let data = b
+        .get("data")
+        .ok_or_else(|| ParseError::BadBody("block without data".into()))?;
+    Ok(Block {
+        ids: pairs,
+        data: data.to_string(),
+    })
+}
+
+/// One streamed message (SSE event data, WebSocket text) as a `Block`.
+pub fn parse_message(bytes: &[u8]) -> Result<Block, ParseError> {
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ParseError::BadBody(e.to_string()))?;
+    block_of(&v)
 }
 
 /// The body of an IN reply (`HTTP/1.0 200 OK ... \r\n\r\n<body>`), if it has one.
@@ -227,6 +236,18 @@ mod tests {
         ));
         let truncated = format!("{HDR}[\n  {{");
         assert!(parse_wait_response(truncated.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn streamed_messages() {
+        let b =
+            parse_message(b"{\"ids\": {\"a\": \"15\", \"b\": \"9\"}, \"data\": \"x\"}").unwrap();
+        assert_eq!(b.data, "\"x\"");
+        assert_eq!(b.cursor(), Some("9"));
+        assert!(parse_message(b"{\"ids\": {}}").is_err());
+        assert!(parse_message(b"[{\"ids\": {}, \"data\": 1}]").is_err());
+        assert!(parse_message(b"{\"ids\": {\"a\": 1}, \"data\": 1}").is_err());
+        assert!(parse_message(b"\xff").is_err());
     }
 
     #[test]

@@ -4,22 +4,25 @@
 //!
 //! Structure: a worker reads one JSON command per line and answers with JSON lines:
 //! ```text
-//! {"op":"open", n, first, wait:[addr], id|prefix, window, timeout_ms, source}
+//! {"op":"open", n, first, wait:[addr], id|prefix, window, timeout_ms, source, transport}
 //!      -> {"ev":"progress",...}* {"ev":"ready", parked, failed, t_first, t_last}
-//! {"op":"await", payload, id, timeout_ms}
+//! {"op":"await", payload, id, timeout_ms, transport}
 //!      -> {"ev":"awaiting"} {"ev":"progress",...}* {"ev":"delivered", times:[ns], bad, missing}
 //! {"op":"close"} -> {"ev":"closed"}          {"op":"exit"} -> (exits)
 //! ```
 //! Times are CLOCK_MONOTONIC nanoseconds, comparable across processes. The `Pool` on the
 //! coordinator side forwards every worker's lines into one channel (a reader thread each)
-//! so progress from all workers is aggregated on one live line.
+//! so progress from all workers is aggregated on one live line. `transport` is
+//! `longpoll` (the default), `sse` or `ws`: on the streaming ones a delivery is one
+//! message on a connection that stays open.
 //!
-//! Uses: `net`, `proto`, `clock`, `stats::Progress`.
+//! Uses: `net`, `proto`, `wire`, `clock`, `stats::Progress`.
 
 use crate::clock::now_ns;
 use crate::net::{Ev, Net};
 use crate::proto;
 use crate::stats::Progress;
+use crate::wire::{self, Transport};
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -89,6 +92,10 @@ fn open(
     }
     let shared = cmd["id"].as_str();
     let prefix = cmd["prefix"].as_str().unwrap_or("i");
+    let transport = match transport_of(cmd) {
+        Ok(t) => t,
+        Err(e) => return Ok(json!({"ev": "error", "msg": e})),
+    };
     let (mut next, mut pending, mut failed, mut lost) = (0usize, 0usize, 0usize, 0usize);
     let mut errors: Vec<String> = Vec::new();
     let t_first = now_ns();
@@ -101,11 +108,9 @@ fn open(
             let own = format!("{prefix}{g}");
             let id = shared.unwrap_or(&own);
             let dst = *wait.get(g % wait.len()).unwrap_or(&wait[0]);
-            match net.open(
+            match net.open_listen(
                 dst,
-                proto::wait_request(&[(None, id)], g as u64),
-                true,
-                false,
+                wire::listen(transport, &[(None, id)], g as u64),
                 g as u64,
             ) {
                 Ok(_) => pending += 1,
@@ -127,6 +132,7 @@ fn open(
                     parked.push(key);
                     t_last = t;
                 }
+                Ev::Message { .. } | Ev::Response { .. } => {}
                 Ev::Done { key, .. } | Ev::Failed { key, .. } => {
                     if let Some(p) = parked.iter().position(|&k| k == key) {
                         parked.swap_remove(p);
@@ -164,6 +170,16 @@ fn await_delivery(
     out.flush()?;
     let payload = cmd["payload"].as_str().unwrap_or("");
     let id = cmd["id"].as_str().unwrap_or("");
+    let stream = match transport_of(cmd) {
+        Ok(t) => t.is_stream(),
+        Err(e) => return Ok(json!({"ev": "error", "msg": e})),
+    };
+    let check = |parsed: Result<Vec<proto::Block>, proto::ParseError>, t: u64| match parsed {
+        Ok(b) if b.len() == 1 && b[0].data == payload && b[0].ids.iter().any(|(i, _)| i == id) => {
+            Ok(t)
+        }
+        other => Err(format!("{other:?}")),
+    };
     let deadline = now_ns() + cmd["timeout_ms"].as_u64().unwrap_or(60_000) * 1_000_000;
     let expected = parked.len();
     let mut times = Vec::with_capacity(expected);
@@ -176,28 +192,42 @@ fn await_delivery(
         net.poll(Duration::from_millis(5), &mut evs)?;
         for ev in evs.drain(..) {
             match ev {
-                Ev::Done { t_data, data, .. } => match proto::parse_wait_response(&data) {
-                    Ok(b)
-                        if b.len() == 1
-                            && b[0].data == payload
-                            && b[0].ids.iter().any(|(i, _)| i == id) =>
-                    {
-                        times.push(t_data)
-                    }
-                    other => {
-                        bad += 1;
-                        if sample_error.is_empty() {
-                            sample_error = format!("{other:?}");
+                Ev::Done { t_data, data, .. } if !stream => {
+                    match check(proto::parse_wait_response(&data), t_data) {
+                        Ok(t) => times.push(t),
+                        Err(e) => {
+                            bad += 1;
+                            if sample_error.is_empty() {
+                                sample_error = e;
+                            }
                         }
                     }
-                },
+                }
+                Ev::Message { t, data, .. } => {
+                    match check(proto::parse_message(&data).map(|b| vec![b]), t) {
+                        Ok(t) => times.push(t),
+                        Err(e) => {
+                            bad += 1;
+                            if sample_error.is_empty() {
+                                sample_error = e;
+                            }
+                        }
+                    }
+                }
+                Ev::Done { .. } => {
+                    // A stream the server closed before its message.
+                    failed += 1;
+                    if sample_error.is_empty() {
+                        sample_error = "stream closed before the message".into();
+                    }
+                }
                 Ev::Failed { err, .. } => {
                     failed += 1;
                     if sample_error.is_empty() {
                         sample_error = err.to_string();
                     }
                 }
-                Ev::Parked { .. } => {}
+                Ev::Parked { .. } | Ev::Response { .. } => {}
             }
         }
         if now_ns() - last_progress > 200_000_000 {
@@ -212,6 +242,11 @@ fn await_delivery(
         json!({"ev": "delivered", "times": times, "bad": bad, "failed": failed,
               "missing": missing, "error": sample_error}),
     )
+}
+
+/// A command's `transport` (absent: long-poll).
+fn transport_of(cmd: &Value) -> Result<Transport, String> {
+    cmd["transport"].as_str().unwrap_or("longpoll").parse()
 }
 
 struct Handle {

@@ -120,6 +120,8 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
             .map_err(|e| e.to_string())?;
         for ev in evs.drain(..) {
             match ev {
+                // Long-poll only: no streams, no keep-alive replies.
+                Ev::Message { .. } | Ev::Response { .. } => {}
                 Ev::Parked { user, t, .. } => {
                     let k = user as usize;
                     if let Some(c) = cs.get_mut(k) {

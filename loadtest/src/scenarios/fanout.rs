@@ -28,7 +28,8 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
     for i in 0..pool.len() {
         pool.send(
             i,
-            &json!({"op": "await", "payload": payload, "id": id, "timeout_ms": timeout_ms}),
+            &json!({"op": "await", "payload": payload, "id": id, "timeout_ms": timeout_ms,
+                    "transport": ctx.opts.transport.name()}),
         )
         .map_err(|e| e.to_string())?;
     }
@@ -87,6 +88,7 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
     ));
     Ok(json!({
         "n": n, "workers": pool.len(), "parked": opened.parked, "connect_failed": opened.failed,
+        "transport": ctx.opts.transport.name(),
         "delivered": lat.len(), "bad_payload": bad, "failed": failed, "missing": missing,
         "error": error, "in_reply_bytes": reply.len(),
         "first_ms": summary.min, "median_ms": ms(percentile(&lat, 50.0)), "last_ms": summary.max,

@@ -62,6 +62,7 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
     ));
     Ok(json!({
         "n": n, "workers": pool.len(), "parked": first.parked, "failed": first.failed,
+        "transport": ctx.opts.transport.name(),
         "errors": first.errors,
         "connect_s": first.connect_ns as f64 / 1e9,
         "connects_per_s": per_sec(first.parked, first.connect_ns),

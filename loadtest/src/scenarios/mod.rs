@@ -5,14 +5,17 @@
 //!   and RSS growth over close/reconnect cycles (worker pool).
 //! * `fanout`: N listeners on one id, one push; delivery-time distribution, payloads
 //!   verified, server CPU for the push (worker pool).
-//! * `publish`: pushes over new IN connections to ids with one re-parking listener each
-//!   (in-process).
+//! * `publish`: pushes (new IN connections, or `--api http` keep-alive requests) to ids
+//!   with one listener each, re-parking or streaming (in-process).
 //! * `churn`: clients arriving, parking and leaving at a rate while ONLINE and WATCH are
 //!   polled (in-process).
 //! * `multi`: clients on K of M ids, pushes to several ids, reconnects with cursors;
 //!   exactly-once and in-order check (in-process).
 //!
-//! Uses: `worker::Pool` (idle, fanout), `net::Net` (the others), `target::Target`.
+//! `idle`, `fanout` and `publish` listeners wait over `--transport` (long-poll, SSE or
+//! WebSocket, see `wire`); `churn` and `multi` are long-poll only.
+//!
+//! Uses: `worker::Pool` (idle, fanout), `net::Net` (the others), `target::Target`, `wire`.
 
 pub mod churn;
 pub mod fanout;
@@ -25,6 +28,7 @@ use crate::clock::now_ns;
 use crate::net::{Ev, Net};
 use crate::stats::Progress;
 use crate::target::Target;
+use crate::wire::Listen;
 use crate::worker::Pool;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -129,6 +133,7 @@ pub fn open_all(
         let share = n / k + usize::from(i < n % k);
         let mut cmd = json!({"op": "open", "n": share, "first": first, "wait": wait,
             "prefix": prefix, "window": ctx.opts.window, "source": i,
+            "transport": ctx.opts.transport.name(),
             "timeout_ms": ctx.timeout().as_millis() as u64});
         if let Some(id) = shared {
             cmd["id"] = json!(id);
@@ -179,7 +184,7 @@ pub fn close_all(pool: &mut Pool, prog: &mut Progress) -> Result<(), String> {
 pub fn park_local(
     net: &mut Net,
     ctx: &Ctx,
-    reqs: &mut dyn FnMut(usize) -> Vec<u8>,
+    reqs: &mut dyn FnMut(usize) -> Listen,
     n: usize,
     prog: &mut Progress,
 ) -> Result<(Vec<Option<usize>>, u64, u64), String> {
@@ -190,7 +195,7 @@ pub fn park_local(
     let mut evs = Vec::new();
     while parked + (failed as usize) < n && now_ns() < deadline {
         while next < n && pending < ctx.opts.window {
-            match net.open(ctx.wait_addr(next), reqs(next), true, false, next as u64) {
+            match net.open_listen(ctx.wait_addr(next), reqs(next), next as u64) {
                 Ok(_) => pending += 1,
                 Err(_) => failed += 1,
             }
@@ -208,6 +213,7 @@ pub fn park_local(
                     pending = pending.saturating_sub(1);
                     parked += 1;
                 }
+                Ev::Message { .. } | Ev::Response { .. } => {}
                 Ev::Done { user, .. } | Ev::Failed { user, .. } => {
                     if let Some(k) = keys.get_mut(user as usize) {
                         if k.take().is_some() {

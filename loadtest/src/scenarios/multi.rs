@@ -13,6 +13,7 @@ use crate::clock::now_ns;
 use crate::net::{Ev, Net};
 use crate::proto;
 use crate::stats::per_sec;
+use crate::wire::Listen;
 use serde_json::{json, Value};
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -71,7 +72,7 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
     let mut net = Net::new(13).map_err(|e| e.to_string())?;
     let mut prog = ctx.progress("multi");
     let reqs: Vec<Vec<u8>> = cs.iter().map(|c| request(c, &prefix, 0)).collect();
-    let mut req = |i: usize| reqs.get(i).cloned().unwrap_or_default();
+    let mut req = |i: usize| Listen::longpoll(reqs.get(i).cloned().unwrap_or_default());
     let (keys, _, connect_failed) = park_local(&mut net, ctx, &mut req, n, &mut prog)?;
     for (c, key) in cs.iter_mut().zip(keys) {
         c.key = key;
@@ -160,7 +161,7 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
             .map_err(|e| e.to_string())?;
         for ev in evs.drain(..) {
             let (user, data, ok) = match ev {
-                Ev::Parked { .. } => continue,
+                Ev::Parked { .. } | Ev::Message { .. } | Ev::Response { .. } => continue,
                 Ev::Done { user, data, .. } => (user, data, true),
                 Ev::Failed { user, .. } => (user, Vec::new(), false),
             };

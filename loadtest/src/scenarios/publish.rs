@@ -1,21 +1,32 @@
-//! `publish`: L ids with one parked listener each; pushes go over a new IN connection
-//! each (connect, write, half-close, as the PHP client does), at most `--concurrency` in
-//! flight, each to an id whose listener is parked and has nothing pending. A listener
-//! that got its message re-parks at once with the cursor it received. Reports pushes/s,
-//! push-to-delivery latency (from the publisher's connect) and server CPU per push.
+//! `publish`: L ids with one parked listener each; pushes go, at most `--concurrency` in
+//! flight, each to an id whose listener is parked and has nothing pending. Reports
+//! pushes/s, push-to-delivery latency (from the push's first byte queued) and server CPU
+//! per push.
 //!
-//! Uses: `net::Net`, `proto`.
+//! Publishers (`--api`): `classic`, a new IN connection per push (connect, write,
+//! half-close, as the PHP client does); `http`, `POST /pub?identifier=..` requests over
+//! `--pub-conns` keep-alive HTTP/1.1 connections to the IN address, pipelined (each
+//! connection's replies are matched to its requests in order; a reply must be 200 JSON
+//! with a cursor). Listeners (`--transport`): `longpoll` re-parks at once with the cursor
+//! it received; `sse` and `ws` keep their connection and count one delivery per message
+//! (a stream the server closes is reopened with its cursor, counted in `reparks`).
+//!
+//! Uses: `net::Net`, `proto`, `wire`.
 
 use super::{park_local, Ctx};
 use crate::clock::now_ns;
 use crate::net::{Ev, Net};
 use crate::proto;
 use crate::stats::{per_sec, Summary};
+use crate::wire::{self, http, Api};
 use serde_json::{json, Value};
+use std::collections::VecDeque;
 use std::time::Duration;
 
-/// `user` bit marking an IN connection (the low bits are the listener's index).
+/// `user` bit marking a classic IN connection (the low bits are the listener's index).
 const IN_FLAG: u64 = 1 << 62;
+/// `user` bit marking a keep-alive publisher (the low bits are its index).
+const PUB_FLAG: u64 = 1 << 61;
 
 struct Listener {
     parked: bool,
@@ -24,13 +35,20 @@ struct Listener {
     pending: Option<(u64, u64)>,
 }
 
+/// A keep-alive publisher: its connection and the listeners its requests in flight are for.
+struct Publisher {
+    key: Option<usize>,
+    queue: VecDeque<usize>,
+}
+
 pub fn run(ctx: &Ctx) -> Result<Value, String> {
     let (l, total) = (ctx.opts.n.max(1), ctx.opts.pushes as u64);
     let conc = ctx.opts.concurrency.max(1);
+    let (transport, api) = (ctx.opts.transport, ctx.opts.api);
     let mut net = Net::new(7).map_err(|e| e.to_string())?;
     let mut prog = ctx.progress("publish");
     let id = |i: usize| format!("{}p{i}", ctx.tag);
-    let mut req = |i: usize| proto::wait_request(&[(None, &id(i))], i as u64);
+    let mut req = |i: usize| wire::listen(transport, &[(None, &id(i))], i as u64);
     let (keys, _, failed) = park_local(&mut net, ctx, &mut req, l, &mut prog)?;
     let mut ls: Vec<Listener> = keys
         .iter()
@@ -40,6 +58,18 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
             pending: None,
         })
         .collect();
+    let n_pubs = if api == Api::Http {
+        ctx.opts.pub_conns.max(1)
+    } else {
+        0
+    };
+    let mut pubs: Vec<Publisher> = (0..n_pubs)
+        .map(|j| Publisher {
+            key: net.open_http(ctx.in_addr(j), PUB_FLAG | j as u64).ok(),
+            queue: VecDeque::new(),
+        })
+        .collect();
+    let mut pub_reopens = 0usize;
     ctx.target.settle(Duration::from_secs(3));
     let cpu0 = ctx.target.cpu_ns();
     let t_start = now_ns();
@@ -60,61 +90,134 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
             }
             let body = format!("\"s{seq}\"");
             let t = now_ns();
-            match net.open(
-                ctx.in_addr(seq as usize),
-                proto::push_request(&[&id(i)], body.as_bytes()),
-                false,
-                true,
-                IN_FLAG | i as u64,
-            ) {
-                Ok(_) => {
-                    ls_i.pending = Some((seq, t));
-                    in_flight += 1;
+            let sent = match api {
+                Api::Classic => net
+                    .open(
+                        ctx.in_addr(seq as usize),
+                        proto::push_request(&[&id(i)], body.as_bytes()),
+                        false,
+                        true,
+                        IN_FLAG | i as u64,
+                    )
+                    .is_ok(),
+                Api::Http => {
+                    // The live publisher with the fewest requests in flight.
+                    let best = pubs
+                        .iter_mut()
+                        .filter(|p| p.key.is_some())
+                        .min_by_key(|p| p.queue.len());
+                    match best {
+                        Some(p) => {
+                            let r = http::pub_request(&[&id(i)], body.as_bytes());
+                            let ok = p.key.is_some_and(|k| net.send(k, &r).is_ok());
+                            if ok {
+                                p.queue.push_back(i);
+                            }
+                            ok
+                        }
+                        None => false,
+                    }
                 }
-                Err(_) => in_errors += 1,
+            };
+            if sent {
+                ls_i.pending = Some((seq, t));
+                in_flight += 1;
+            } else {
+                in_errors += 1;
             }
             seq += 1;
+        }
+        if api == Api::Http && pubs.iter().all(|p| p.key.is_none()) {
+            return Err("every --api http publisher connection failed".into());
         }
         evs.clear();
         net.poll(Duration::from_millis(1), &mut evs)
             .map_err(|e| e.to_string())?;
         for ev in evs.drain(..) {
-            let (user, t_data, data, ok) = match ev {
-                Ev::Parked { user, .. } => {
-                    if let Some(x) = ls.get_mut(user as usize) {
-                        x.parked = true;
+            let user = match &ev {
+                Ev::Parked { user, .. }
+                | Ev::Message { user, .. }
+                | Ev::Response { user, .. }
+                | Ev::Done { user, .. }
+                | Ev::Failed { user, .. } => *user,
+            };
+            if user & PUB_FLAG != 0 {
+                let j = (user & !PUB_FLAG) as usize;
+                let Some(p) = pubs.get_mut(j) else { continue };
+                match ev {
+                    Ev::Response { resp, .. } => {
+                        if p.queue.pop_front().is_some() {
+                            in_flight = in_flight.saturating_sub(1);
+                        }
+                        if !http::pub_reply_ok(&resp) {
+                            in_errors += 1;
+                        }
                     }
+                    Ev::Done { .. } | Ev::Failed { .. } => {
+                        // Its requests in flight are lost; reopen within a budget.
+                        let lost = p.queue.len();
+                        p.queue.clear();
+                        in_errors += lost as u64;
+                        in_flight = in_flight.saturating_sub(lost);
+                        p.key = None;
+                        if pub_reopens < 4 * n_pubs {
+                            pub_reopens += 1;
+                            p.key = net.open_http(ctx.in_addr(j), user).ok();
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            if user & IN_FLAG != 0 {
+                // The server answers a classic push with nothing, then closes (spec 6.5).
+                if let Ev::Done { data, .. } = &ev {
+                    if !data.is_empty() {
+                        in_errors += 1;
+                    }
+                } else if let Ev::Failed { .. } = &ev {
+                    in_errors += 1;
+                } else {
                     continue;
                 }
-                Ev::Done {
-                    user, t_data, data, ..
-                } => (user, t_data, data, true),
-                Ev::Failed { user, .. } => (user, 0, Vec::new(), false),
-            };
-            if user & IN_FLAG != 0 {
-                // The server answers a push with nothing, then closes (spec 6.5).
                 in_flight = in_flight.saturating_sub(1);
-                if !ok || !data.is_empty() {
-                    in_errors += 1;
-                }
                 continue;
             }
             let i = user as usize;
             let Some(x) = ls.get_mut(i) else { continue };
-            x.parked = false;
-            let parsed = proto::parse_wait_response(&data);
-            match (ok, parsed, x.pending) {
-                (true, Ok(b), Some((s, t))) if b.len() == 1 && b[0].data == format!("\"s{s}\"") => {
-                    lat.push(t_data.saturating_sub(t));
-                    delivered += 1;
-                    x.cursor = b[0].cursor().map(str::to_string);
+            let (t_data, parsed, closed) = match ev {
+                Ev::Parked { .. } => {
+                    x.parked = true;
+                    continue;
                 }
-                _ => bad += 1,
+                Ev::Response { .. } => continue,
+                Ev::Message { t, data, .. } => {
+                    (t, proto::parse_message(&data).map(|b| vec![b]), false)
+                }
+                Ev::Done { t_data, data, .. } if !transport.is_stream() => {
+                    (t_data, proto::parse_wait_response(&data), true)
+                }
+                Ev::Done { .. } | Ev::Failed { .. } => (0, Err(proto::ParseError::NoHeader), true),
+            };
+            if closed {
+                x.parked = false;
             }
-            x.pending = None;
-            let r = proto::wait_request(&[(x.cursor.as_deref(), &id(i))], seq);
-            if net.open(ctx.wait_addr(i), r, true, false, i as u64).is_ok() {
-                reparks += 1;
+            if !(transport.is_stream() && closed && x.pending.is_none()) {
+                match (parsed, x.pending) {
+                    (Ok(b), Some((s, t))) if b.len() == 1 && b[0].data == format!("\"s{s}\"") => {
+                        lat.push(t_data.saturating_sub(t));
+                        delivered += 1;
+                        x.cursor = b[0].cursor().map(str::to_string);
+                    }
+                    _ => bad += 1,
+                }
+                x.pending = None;
+            }
+            if closed {
+                let r = wire::listen(transport, &[(x.cursor.as_deref(), &id(i))], seq);
+                if net.open_listen(ctx.wait_addr(i), r, i as u64).is_ok() {
+                    reparks += 1;
+                }
             }
         }
         prog.update(net.len() as u64, delivered, delivered);
@@ -137,6 +240,8 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
     ));
     Ok(json!({
         "listeners": l, "listeners_failed": failed, "pushes": total, "concurrency": conc,
+        "transport": transport.name(), "api": api.name(), "pub_conns": n_pubs,
+        "pub_reopens": pub_reopens,
         "delivered": delivered, "bad": bad, "in_errors": in_errors, "reparks": reparks,
         "pushes_per_s": rate, "latency": summary.to_json(), "p50_ms": summary.p50,
         "p99_ms": summary.p99, "max_ms": summary.max,
