@@ -63,6 +63,9 @@ pub enum State {
     /// IN: a large command reply is being written a slice at a time (see
     /// `reactor::reply_job`); neither EOF nor a flushed write closes it.
     Streaming,
+    /// IN, cluster mode: the push is being appended to the cluster log; the publisher is
+    /// answered once Redis acknowledged it (or refused it).
+    Awaiting,
     /// A final reply is queued; close once it is flushed.
     Closing,
 }

@@ -23,6 +23,8 @@ pub struct Counters {
     pub deliveries: u64,
     pub dropped_overflow: u64,
     pub dropped_in_timeout: u64,
+    /// Cluster mode: pushes refused with a 503 because the log could not take them.
+    pub dropped_unavailable: u64,
     /// Streaming clients closed because they stopped reading (they resume by cursor).
     pub dropped_backpressure: u64,
     /// SIGHUP reloads that applied.

@@ -31,6 +31,7 @@
 
 mod auth;
 mod batching;
+mod cluster;
 mod cluster_link;
 mod commands;
 mod config_checks;

@@ -10,6 +10,7 @@
 //! Uses: `cursor` (stream_id), `mio` and `log` (link). Nothing here owns a Poll or a thread.
 
 pub mod addr;
+pub mod entry;
 pub mod link;
 pub mod resp;
 mod sock;

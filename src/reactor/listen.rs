@@ -123,6 +123,11 @@ impl Reactor {
         if wait_line && self.wait_paused_until.is_some_and(|t| t > now) {
             return;
         }
+        // Cluster mode: no WAIT connection before the retained log is applied (they wait
+        // in the kernel's queue; catching up sets accept_more).
+        if wait_line && self.cluster.as_deref().is_some_and(|c| !c.caught_up()) {
+            return;
+        }
         let mut accepted = 0;
         loop {
             if accepted == ACCEPT_BATCH {

@@ -12,6 +12,7 @@
 //! Uses: everything below it.
 
 mod close;
+mod cluster;
 mod control;
 mod deliver;
 mod housekeeping;
@@ -128,6 +129,8 @@ pub struct Reactor {
     wake_ins: Vec<ConnId>,
     /// Command replies being written in slices (see `reply_job`).
     jobs: Vec<(ConnId, reply_job::Job)>,
+    /// Cluster mode: the Redis links and the log position (see `cluster`).
+    cluster: Option<Box<cluster::Cluster>>,
     /// Where accepted pushes go (see `source`).
     msg_source: Source,
     signals: Option<SignalFd>,
@@ -178,6 +181,7 @@ impl Reactor {
             last_trim: Instant::now(),
             source: None,
             msg_source: Source::Local,
+            cluster: None,
             counters: Counters::default(),
             jobs: Vec::new(),
             wake: Vec::new(),
@@ -192,6 +196,10 @@ impl Reactor {
         r.storage.set_history_start(start);
         let addrs = wanted_addrs(&r.cfg);
         r.listeners = r.bind_all(Vec::new(), &addrs)?;
+        if let Some(target) = r.cfg.cluster.clone() {
+            r.cluster = Some(Box::new(cluster::Cluster::new(&target, &r.cfg)));
+            r.msg_source = Source::Cluster;
+        }
         Ok(r)
     }
 
@@ -228,6 +236,10 @@ impl Reactor {
             }));
             for &(token, readable, writable, closed) in &ready {
                 let now = Instant::now();
+                if token == cluster::PUB_LINK || token == cluster::READ_LINK {
+                    self.on_link_event(token, readable, writable);
+                    continue;
+                }
                 if token == SIGNAL {
                     if let Some(exit) = self.on_signals(now) {
                         return Ok(exit);
@@ -239,6 +251,9 @@ impl Reactor {
                     None => self.on_event(token.0, readable, writable, closed, now),
                 }
                 self.close_deferred(now);
+            }
+            if self.cluster.is_some() {
+                self.cluster_turn(Instant::now());
             }
             self.flush_deliveries(Instant::now());
             self.close_deferred(Instant::now());
@@ -276,6 +291,9 @@ impl Reactor {
             self.storage.next_deadline(),
             self.accept_paused_until,
             self.wait_paused_until,
+            self.cluster
+                .as_deref()
+                .and_then(cluster::Cluster::next_deadline),
         ]
         .into_iter()
         .flatten()
@@ -406,7 +424,8 @@ impl Reactor {
             // A final reply still being written (a large ONLINE answer to a publisher that
             // half-closed) is finished by on_writable; anything else closes now.
             let flushing = self.conns.get(key).is_some_and(|c| {
-                c.state == State::Streaming || (c.state == State::Closing && c.out.is_some())
+                matches!(c.state, State::Streaming | State::Awaiting)
+                    || (c.state == State::Closing && c.out.is_some())
             });
             if !flushing {
                 match self.id_of(key) {

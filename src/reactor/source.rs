@@ -19,6 +19,8 @@ pub(super) enum Source {
     /// This process's storage, at once (the embedded mode).
     #[default]
     Local,
+    /// The cluster log: appended first, applied when read back (see `cluster`).
+    Cluster,
 }
 
 impl Reactor {
@@ -35,6 +37,7 @@ impl Reactor {
                 let who = log::log_enabled!(Debug).then(|| self.who(key).to_string());
                 self.apply_publication(p, stamp, now, who.as_deref());
             }
+            Source::Cluster => self.submit_to_cluster(key, p),
         }
     }
 
