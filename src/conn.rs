@@ -64,6 +64,19 @@ pub enum State {
     Closing,
 }
 
+/// Which protocol an IN connection speaks (see `api::route`); WAIT connections stay
+/// `Undecided`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Proto {
+    /// Its request line has not said yet.
+    #[default]
+    Undecided,
+    /// The original protocol: one push, processed at half-close.
+    Legacy,
+    /// The HTTP API: Content-Length requests, keep-alive (see `reactor::http_api`).
+    Api,
+}
+
 pub struct Conn {
     pub sock: TcpStream,
     pub peer: Peer,
@@ -82,6 +95,8 @@ pub struct Conn {
     pub parsed: Option<Box<Parsed>>,
     /// WAIT: how deliveries are written (see `transport`).
     pub transport: Transport,
+    /// IN: the original protocol or the HTTP API.
+    pub proto: Proto,
 }
 
 // A parked socket's footprint is this struct plus its subscriptions: keep it small (the
@@ -121,6 +136,7 @@ impl Conn {
             listener: None,
             parsed: None,
             transport: Transport::default(),
+            proto: Proto::Undecided,
         }
     }
 

@@ -19,6 +19,8 @@
 //!   the users file and every password scheme (spec 6.3, 7, 8; 12.1 #13-#31);
 //! * `php_api`: the original PHP client's exact requests and reply checks (spec 12.2);
 //! * `cors`, `service`: CORS on the WAIT line; reload, stop, supervisor (spec 9.4-9.6, 14);
+//! * `http_api`: the HTTP API on the IN line (publish, keep-alive, errors, credentials,
+//!   JSON commands, health, metrics through the real Prometheus parser);
 //! * `loadtest`: each loadtest scenario once, small, against the real binary.
 
 mod auth;
@@ -27,6 +29,7 @@ mod cors;
 mod delivery;
 mod first_week;
 mod hardening;
+mod http_api;
 mod in_line;
 mod loadtest;
 mod php_api;
