@@ -646,3 +646,17 @@ fn metrics_parse_and_follow_traffic() {
         0.0
     );
 }
+
+#[test]
+fn a_push_cut_short_by_in_timeout_is_counted_as_dropped() {
+    let s = Server::start("$CONFIG{IN_TIMEOUT} = 1;");
+    let mut api = Api::connect(&s);
+    api.send(b"POST /pub?identifier=t HTTP/1.1\r\nContent-Length: 10\r\n\r\n\"abc");
+    api.expect_eof();
+    let m = scrape(&s);
+    assert_eq!(
+        m["realplexor_messages_dropped_total{reason=in_timeout,worker=0}"],
+        1.0
+    );
+    assert_eq!(m["realplexor_pushes_total{worker=0}"], 0.0);
+}

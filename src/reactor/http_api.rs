@@ -33,7 +33,11 @@ impl Reactor {
             match api::classify(&c.buf, self.cfg.identifier.as_bytes(), self.cfg.in_maxlen) {
                 Route::NotYet => return,
                 Route::Legacy => c.proto = Proto::Legacy,
-                Route::Api => c.proto = Proto::Api,
+                Route::Api => {
+                    c.proto = Proto::Api;
+                    // Replies are small and answer a waiting client: never hold them back.
+                    let _ = c.sock.set_nodelay(true);
+                }
             }
         }
         match c.proto {
