@@ -47,6 +47,35 @@ fn loadtest_publish_with_reparking_listeners() {
 }
 
 #[test]
+fn loadtest_publish_over_the_http_api() {
+    let v = run("publish", &["--pushes", "500", "--api", "http"]);
+    assert_eq!(v["delivered"], 500);
+    assert_eq!(v["in_errors"], 0);
+    assert_eq!(v["api"], "http");
+}
+
+#[test]
+fn loadtest_publish_without_listeners_both_protocols() {
+    for api in ["legacy", "http"] {
+        let v = run(
+            "publish",
+            &[
+                "-n",
+                "0",
+                "--pushes",
+                "1000",
+                "--concurrency",
+                "4",
+                "--api",
+                api,
+            ],
+        );
+        assert_eq!(v["acknowledged"], 1000, "{api}: {v:#}");
+        assert!(v["server_cpu_per_push_us"].is_number(), "{api}: {v:#}");
+    }
+}
+
+#[test]
 fn loadtest_churn_presence_is_exact() {
     let v = run(
         "churn",

@@ -23,6 +23,9 @@ OPTIONS:
   --cycles C          idle: close/reconnect cycles after the first measure [3]
   --pushes P          publish, multi: pushes [2000]
   --concurrency C     publish, multi: pushes in flight [8]
+  --api legacy|http   publish: a new connection per push, half-closed (legacy), or
+                      C keep-alive connections to POST /pub (http) [legacy];
+                      with -n 0 pushes go to ids without listeners (the publish path alone)
   --ids M --per-client K --per-push J --reconnect PROB   multi [50, 3, 3, 0.1]
   --rate R --duration S --lifetime-ms L --poll-ms T      churn [200, 3, 500, 200]
   --offline-timeout S churn: the server's OFFLINE_TIMEOUT [1 when started here, else 30]
@@ -69,6 +72,8 @@ pub struct Opts {
     pub big: usize,
     pub publish_listeners: usize,
     pub rounds: usize,
+    /// publish: `legacy` (half-close) or `http` (keep-alive POST /pub).
+    pub api: String,
 }
 
 impl Default for Opts {
@@ -106,6 +111,7 @@ impl Default for Opts {
             big: 19_000,
             publish_listeners: 1000,
             rounds: 1,
+            api: "legacy".into(),
         }
     }
 }
@@ -161,6 +167,8 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
             "--big" => o.big = num(a, v)?,
             "--publish-listeners" => o.publish_listeners = num(a, v)?,
             "--rounds" => o.rounds = num::<usize>(a, v)?.max(1),
+            "--api" if v == "legacy" || v == "http" => o.api = v.clone(),
+            "--api" => return Err(format!("--api: legacy or http, not {v:?}")),
             _ => return Err(format!("unknown option {a}")),
         }
     }

@@ -29,7 +29,9 @@ pub enum Ev {
     /// A WAIT connection got its header block: it is registered (parked) at the server.
     Parked { key: usize, user: u64, t: u64 },
     /// The peer closed the connection. `t_data` is when the first byte after the header
-    /// block (WAIT) or the first byte at all (IN) arrived, 0 if none did.
+    /// block (WAIT) or the first byte at all (IN) arrived, 0 if none did. On a keep-alive
+    /// connection (`open_keepalive`): one complete HTTP reply arrived (`data`), and the
+    /// connection stays open for the next `send`.
     Done {
         key: usize,
         user: u64,
@@ -54,6 +56,8 @@ struct Conn {
     /// Report `Parked` when the header block has arrived (WAIT connections).
     wait: bool,
     parked: bool,
+    /// HTTP API publisher: report each `Content-Length` reply, keep the connection.
+    keep: bool,
     connected: bool,
     t_data: u64,
     user: u64,
@@ -195,11 +199,40 @@ impl Net {
             half_close,
             wait,
             parked: false,
+            keep: false,
             connected: false,
             t_data: 0,
             user,
         });
         Ok(key)
+    }
+
+    /// Opens a keep-alive HTTP connection to `dst` with nothing to send yet (see `send`).
+    pub fn open_keepalive(&mut self, dst: SocketAddr, user: u64) -> io::Result<usize> {
+        let key = self.open(dst, Vec::new(), false, false, user)?;
+        if let Some(c) = self.conns.get_mut(key) {
+            c.keep = true;
+        }
+        Ok(key)
+    }
+
+    /// Sends the next request on a keep-alive connection; its reply is reported as `Done`
+    /// with `user`. Writes at once what the socket takes; the rest on WRITABLE.
+    pub fn send(&mut self, key: usize, request: &[u8], user: u64) -> io::Result<()> {
+        let c = self
+            .conns
+            .get_mut(key)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        c.out.extend_from_slice(request);
+        c.user = user;
+        c.t_data = 0;
+        if c.connected {
+            match on_ready(c, &mut self.scratch, false, true) {
+                Verdict::Closed(Err(e)) => return Err(e),
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
     }
 
     /// Closes a connection of ours (a client leaving); no event is reported for it.
@@ -236,6 +269,12 @@ impl Net {
             };
             match verdict {
                 Verdict::Keep => {}
+                Verdict::Reply(data) => out.push(Ev::Done {
+                    key,
+                    user: self.conns.get(key).map_or(0, |c| c.user),
+                    t_data: self.conns.get(key).map_or(0, |c| c.t_data),
+                    data,
+                }),
                 Verdict::Parked(t) => out.push(Ev::Parked {
                     key,
                     user: self.conns.get(key).map_or(0, |c| c.user),
@@ -267,6 +306,7 @@ impl Net {
 
 enum Verdict {
     Keep,
+    Reply(Vec<u8>),
     Parked(u64),
     Closed(io::Result<()>),
 }
@@ -346,9 +386,36 @@ fn on_ready(c: &mut Conn, scratch: &mut [u8], readable: bool, writable: bool) ->
         c.t_data = now;
     }
     if eof {
-        return Verdict::Closed(Ok(()));
+        // A keep-alive connection is never closed by a server that keeps it: an error.
+        return Verdict::Closed(if c.keep {
+            Err(io::ErrorKind::UnexpectedEof.into())
+        } else {
+            Ok(())
+        });
+    }
+    if c.keep {
+        if let Some(n) = http_reply_len(&c.inbuf) {
+            let rest = c.inbuf.split_off(n.min(c.inbuf.len()));
+            return Verdict::Reply(std::mem::replace(&mut c.inbuf, rest));
+        }
     }
     verdict
+}
+
+/// The length of the complete HTTP reply at the start of `buf` (head and `Content-Length`
+/// body), if it has fully arrived.
+pub fn http_reply_len(buf: &[u8]) -> Option<usize> {
+    let end = find(buf, b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(buf.get(..end)?).ok()?;
+    let len: usize = head
+        .split("\r\n")
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    (buf.len() >= end + len).then_some(end + len)
 }
 
 /// Position of `needle` in `hay`.
@@ -372,6 +439,14 @@ mod tests {
         let mut a = Sources::new(1);
         let mut b = Sources::new(2);
         assert_ne!(a.next_addr(), b.next_addr());
+    }
+
+    #[test]
+    fn http_replies_are_framed_by_content_length() {
+        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1";
+        assert_eq!(http_reply_len(r), Some(r.len() - 8));
+        assert_eq!(http_reply_len(&r[..r.len() - 9]), None);
+        assert_eq!(http_reply_len(b"HTTP/1.1 200 OK\r\n"), None);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   and RSS growth over close/reconnect cycles (worker pool).
 //! * `fanout`: N listeners on one id, one push; delivery-time distribution, payloads
 //!   verified, server CPU for the push (worker pool).
-//! * `publish`: pushes over new IN connections to ids with one re-parking listener each
+//! * `publish`: pushes over new IN connections (or keep-alive HTTP API connections,
+//!   `--api http`) to ids with one re-parking listener each, or to no listeners (`-n 0`)
 //!   (in-process).
 //! * `churn`: clients arriving, parking and leaving at a rate while ONLINE and WATCH are
 //!   polled (in-process).
@@ -19,6 +20,7 @@ pub mod fanout;
 pub mod idle;
 pub mod multi;
 pub mod publish;
+pub mod pushers;
 
 use crate::args::Opts;
 use crate::clock::now_ns;

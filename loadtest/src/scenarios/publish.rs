@@ -1,11 +1,14 @@
 //! `publish`: L ids with one parked listener each; pushes go over a new IN connection
-//! each (connect, write, half-close, as the PHP client does), at most `--concurrency` in
-//! flight, each to an id whose listener is parked and has nothing pending. A listener
+//! each (connect, write, half-close, as the PHP client does), or with `--api http` over
+//! keep-alive `POST /pub` connections (`pushers`), at most `--concurrency` in flight, each
+//! to an id whose listener is parked and has nothing pending. `-n 0`: no listeners
+//! (`pushers::run_push_only`). A listener
 //! that got its message re-parks at once with the cursor it received. Reports pushes/s,
 //! push-to-delivery latency (from the publisher's connect) and server CPU per push.
 //!
 //! Uses: `net::Net`, `proto`.
 
+use super::pushers::{run_push_only, Pushers};
 use super::{park_local, Ctx};
 use crate::clock::now_ns;
 use crate::net::{Ev, Net};
@@ -25,7 +28,10 @@ struct Listener {
 }
 
 pub fn run(ctx: &Ctx) -> Result<Value, String> {
-    let (l, total) = (ctx.opts.n.max(1), ctx.opts.pushes as u64);
+    if ctx.opts.n == 0 {
+        return run_push_only(ctx);
+    }
+    let (l, total) = (ctx.opts.n, ctx.opts.pushes as u64);
     let conc = ctx.opts.concurrency.max(1);
     let mut net = Net::new(7).map_err(|e| e.to_string())?;
     let mut prog = ctx.progress("publish");
@@ -40,17 +46,18 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
             pending: None,
         })
         .collect();
+    let mut pushers = Pushers::new(&mut net, ctx, conc)?;
     ctx.target.settle(Duration::from_secs(3));
     let cpu0 = ctx.target.cpu_ns();
     let t_start = now_ns();
     let deadline = t_start + ctx.timeout().as_nanos() as u64;
-    let (mut seq, mut delivered, mut in_flight, mut rr) = (0u64, 0u64, 0usize, 0usize);
+    let (mut seq, mut delivered, mut rr) = (0u64, 0u64, 0usize);
     let (mut in_errors, mut bad, mut reparks) = (0u64, 0u64, 0u64);
     let mut lat = Vec::with_capacity(total as usize);
     let mut evs = Vec::new();
     while delivered + bad < total && now_ns() < deadline {
         let mut scanned = 0;
-        while in_flight < conc && seq < total && scanned < l {
+        while pushers.can_send() && seq < total && scanned < l {
             let i = rr % l;
             rr += 1;
             scanned += 1;
@@ -60,17 +67,15 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
             }
             let body = format!("\"s{seq}\"");
             let t = now_ns();
-            match net.open(
-                ctx.in_addr(seq as usize),
-                proto::push_request(&[&id(i)], body.as_bytes()),
-                false,
-                true,
+            match pushers.send(
+                &mut net,
+                ctx,
+                seq,
+                &[&id(i)],
+                body.as_bytes(),
                 IN_FLAG | i as u64,
             ) {
-                Ok(_) => {
-                    ls_i.pending = Some((seq, t));
-                    in_flight += 1;
-                }
+                Ok(()) => ls_i.pending = Some((seq, t)),
                 Err(_) => in_errors += 1,
             }
             seq += 1;
@@ -79,7 +84,7 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
         net.poll(Duration::from_millis(1), &mut evs)
             .map_err(|e| e.to_string())?;
         for ev in evs.drain(..) {
-            let (user, t_data, data, ok) = match ev {
+            let (key, user, t_data, data, ok) = match ev {
                 Ev::Parked { user, .. } => {
                     if let Some(x) = ls.get_mut(user as usize) {
                         x.parked = true;
@@ -87,14 +92,16 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
                     continue;
                 }
                 Ev::Done {
-                    user, t_data, data, ..
-                } => (user, t_data, data, true),
-                Ev::Failed { user, .. } => (user, 0, Vec::new(), false),
+                    key,
+                    user,
+                    t_data,
+                    data,
+                } => (key, user, t_data, data, true),
+                Ev::Failed { key, user, .. } => (key, user, 0, Vec::new(), false),
             };
             if user & IN_FLAG != 0 {
-                // The server answers a push with nothing, then closes (spec 6.5).
-                in_flight = in_flight.saturating_sub(1);
-                if !ok || !data.is_empty() {
+                // Legacy: nothing, then EOF (spec 6.5); http: a 200 reply.
+                if !pushers.on_event(key, &data, ok) {
                     in_errors += 1;
                 }
                 continue;
@@ -136,7 +143,7 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
         summary.p99
     ));
     Ok(json!({
-        "listeners": l, "listeners_failed": failed, "pushes": total, "concurrency": conc,
+        "listeners": l, "api": ctx.opts.api, "listeners_failed": failed, "pushes": total, "concurrency": conc,
         "delivered": delivered, "bad": bad, "in_errors": in_errors, "reparks": reparks,
         "pushes_per_s": rate, "latency": summary.to_json(), "p50_ms": summary.p50,
         "p99_ms": summary.p99, "max_ms": summary.max,
