@@ -77,6 +77,19 @@ impl State {
     }
 }
 
+/// Which protocol an IN connection speaks (see `api::route`); WAIT connections stay
+/// `Undecided`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Proto {
+    /// Its request line has not said yet.
+    #[default]
+    Undecided,
+    /// The original protocol: one push, processed at half-close.
+    Legacy,
+    /// The HTTP API: Content-Length requests, keep-alive (see `reactor::http_api`).
+    Api,
+}
+
 pub struct Conn {
     pub sock: TcpStream,
     pub peer: Peer,
@@ -98,6 +111,8 @@ pub struct Conn {
     /// WAIT, WebSocket: the message assembler while a fragmented client message is in
     /// progress (None between messages: an idle WebSocket holds no buffer).
     pub ws: Option<Box<crate::websocket::message::Assembler>>,
+    /// IN: the original protocol or the HTTP API.
+    pub proto: Proto,
 }
 
 // A parked socket's footprint is this struct plus its subscriptions: keep it small (the
@@ -138,6 +153,7 @@ impl Conn {
             parsed: None,
             transport: Transport::default(),
             ws: None,
+            proto: Proto::Undecided,
         }
     }
 

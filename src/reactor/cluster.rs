@@ -116,7 +116,11 @@ impl Cluster {
             .min()
     }
 
-    #[allow(dead_code)] // read by /health once the HTTP API is merged
+    /// The time part of the last entry applied (ms since the epoch).
+    pub(super) fn last_ms(&self) -> u64 {
+        self.last_id.ms
+    }
+
     pub(super) fn is_up(&self) -> bool {
         self.publisher.is_ready() && self.reader.is_ready()
     }

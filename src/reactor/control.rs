@@ -82,7 +82,13 @@ impl Reactor {
         let waits: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.line == Line::Wait && c.out.is_none())
+            .filter(|(_, c)| {
+                // WAIT connections, and HTTP API connections idle between requests.
+                let idle_api = c.proto == crate::conn::Proto::Api
+                    && c.state == State::Reading
+                    && c.buf.is_empty();
+                (c.line == Line::Wait || idle_api) && c.out.is_none()
+            })
             .map(|(k, _)| k)
             .collect();
         for k in waits {
@@ -162,6 +168,7 @@ impl Reactor {
         logging::set_verbosity(new.verbosity);
         self.limits = limits_of(&new);
         self.cfg = new;
+        self.counters.reloads += 1;
         None
     }
 }

@@ -230,6 +230,7 @@ impl Reactor {
             }
         );
         self.conns.insert(conn);
+        self.counters.opened(line);
         // Optimistic read: the request is often here already (always, with
         // TCP_DEFER_ACCEPT), and then a publisher's whole request (data and FIN) is served
         // and closed without ever being registered with epoll. On IN, read until

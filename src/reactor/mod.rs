@@ -9,6 +9,8 @@
 //! Structure: `conns: Slab<Conn>` (token = slab key), listener tokens from `LISTENER_BASE`
 //! up; `closing` collects connections that got their final reply during this turn, closed
 //! after the handler that served them finished (so logs come in the original's order).
+//! IN connections are routed by their request line (`http_api`): the original protocol
+//! (`publish`) or the HTTP API.
 //! Uses: everything below it.
 
 mod close;
@@ -16,6 +18,7 @@ mod cluster;
 mod control;
 mod deliver;
 mod housekeeping;
+mod http_api;
 mod listen;
 mod persist;
 mod publish;
@@ -311,7 +314,7 @@ impl Reactor {
 
     fn on_event(&mut self, key: usize, readable: bool, writable: bool, closed: bool, now: Instant) {
         if writable {
-            self.on_writable(key);
+            self.on_writable(key, now);
         }
         if readable {
             self.on_readable(key, closed, now);
@@ -346,7 +349,7 @@ impl Reactor {
         }
     }
 
-    fn on_writable(&mut self, key: usize) {
+    fn on_writable(&mut self, key: usize, now: Instant) {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
@@ -358,6 +361,9 @@ impl Reactor {
                         .reregister(&mut c.sock, Token(key), Interest::READABLE);
                 if c.state == State::Closing {
                     self.finish(key);
+                } else if c.proto == crate::conn::Proto::Api {
+                    // Pipelined requests waited for this reply to be written.
+                    self.serve_api(key, now);
                 }
             }
             Ok(false) => {}
@@ -414,12 +420,12 @@ impl Reactor {
                     self.on_ws_data(key, now)
                 }
                 Line::Wait => self.on_wait_data(key, r.bytes, now),
-                Line::In => self.on_in_data(key),
+                Line::In => self.on_in_bytes(key, now),
             }
         }
         if r.eof && self.conns.contains(key) {
             if line == Line::In {
-                self.on_in_eof(key, now);
+                self.on_in_end(key, now);
             }
             // A final reply still being written (a large ONLINE answer to a publisher that
             // half-closed) is finished by on_writable; anything else closes now.

@@ -24,8 +24,9 @@ pub(super) enum Source {
 }
 
 impl Reactor {
-    /// Hands a push accepted on IN connection `key` to the message source.
-    pub(super) fn submit(&mut self, key: usize, p: Publication, now: Instant) {
+    /// Hands a push accepted on IN connection `key` to the message source. Returns the
+    /// cursor generated for its cursor-less ids, when the source knows it at once.
+    pub(super) fn submit(&mut self, key: usize, p: Publication, now: Instant) -> Option<Cursor> {
         match self.msg_source {
             Source::Local => {
                 // "Now" is taken here, when the message is applied, not when its marker was
@@ -35,9 +36,13 @@ impl Reactor {
                 // one "now" per request, shared by its cursor-less ids).
                 let stamp = p.needs_stamp().then(|| self.stamp());
                 let who = log::log_enabled!(Debug).then(|| self.who(key).to_string());
-                self.apply_publication(p, stamp, now, who.as_deref());
+                self.apply_publication(p, stamp.clone(), now, who.as_deref());
+                stamp
             }
-            Source::Cluster => self.submit_to_cluster(key, p),
+            Source::Cluster => {
+                self.submit_to_cluster(key, p);
+                None
+            }
         }
     }
 

@@ -177,6 +177,12 @@ pub struct Storage {
     counts: Counts,
     /// Items dropped by MAX_DATA_FOR_ID trimming since start.
     pub trimmed_items: u64,
+    /// Items deleted with their queue by CLEAN_ID_AFTER since start.
+    pub cleaned_items: u64,
+    /// Items in all queues, and their body bytes (per item: a body queued under n ids
+    /// counts n times), kept on push, trim and clean (for `/metrics`; never scanned).
+    pub queued_items: u64,
+    pub queued_bytes: u64,
     /// (channel, items dropped) by trims not yet reported (see `take_trims`).
     trims: Vec<(ChannelId, usize)>,
     /// Scratch for delivery runs (kept to avoid an allocation per listener).
@@ -220,6 +226,11 @@ impl Storage {
         self.gaps.known_again(id, &name);
         self.names.insert(name, id);
         id
+    }
+
+    /// How many channels (ids) exist.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
     }
 
     pub fn lookup(&self, name: &str) -> Option<ChannelId> {
