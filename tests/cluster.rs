@@ -121,3 +121,69 @@ fn workers_without_cluster_redis_is_a_startup_error() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Polls `f` until it holds or the deadline passes.
+fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn online_and_watch_on_one_host_show_listeners_of_another() {
+    let r = Redis::start(&[]);
+    let c = conf(&r, "presence") + "$CONFIG{OFFLINE_TIMEOUT} = 1;\n";
+    let a = Server::start(&c);
+    let b = Server::start(&c);
+    let wb = WaitClient::register(&b, b"identifier=on_b\n");
+    eventually("A sees on_b online", 5, || {
+        a.cmd("ONLINE").contains("on_b 1")
+    });
+    let watch = a.cmd("WATCH 0.0");
+    assert!(
+        watch
+            .lines()
+            .any(|l| l.starts_with("online ") && l.ends_with(":on_b")),
+        "{watch}"
+    );
+    // The same answer on B (positions from one cluster-wide counter).
+    eventually("B's WATCH equals A's", 5, || b.cmd("WATCH 0.0") == watch);
+    drop(wb);
+    eventually("A sees on_b offline", 8, || {
+        !a.cmd("ONLINE").contains("on_b")
+    });
+    let watch = a.cmd("WATCH 0.0");
+    assert!(
+        watch
+            .lines()
+            .any(|l| l.starts_with("offline ") && l.ends_with(":on_b")),
+        "{watch}"
+    );
+}
+
+#[test]
+fn a_host_killed_without_warning_has_its_ids_go_offline() {
+    let r = Redis::start(&[]);
+    let c = conf(&r, "dead_host");
+    let a = Server::start(&c);
+    let mut b = Server::start_foreground(&c);
+    let _w = WaitClient::register(&b, b"identifier=on_dead\n");
+    eventually("A sees on_dead online", 5, || {
+        a.cmd("ONLINE").contains("on_dead 1")
+    });
+    b.signal(libc::SIGKILL);
+    let _ = b.wait_exit(std::time::Duration::from_secs(5));
+    // Reaped by A once the heartbeat is 5 s old.
+    eventually("A sees on_dead offline", 12, || {
+        !a.cmd("ONLINE").contains("on_dead")
+    });
+    let watch = a.cmd("WATCH 0.0");
+    assert!(
+        watch
+            .lines()
+            .any(|l| l.starts_with("offline ") && l.ends_with(":on_dead")),
+        "{watch}"
+    );
+}

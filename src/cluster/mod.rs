@@ -13,5 +13,6 @@ pub mod addr;
 pub mod entry;
 pub mod link;
 pub mod resp;
+pub mod scripts;
 mod sock;
 pub mod stream_id;

@@ -159,15 +159,32 @@ impl Filter<'_> {
 }
 
 pub fn answer(cmd: &Command, storage: &Storage, login: Option<&str>) -> Answer {
+    answer_with(cmd, storage, login, None)
+}
+
+/// As `answer`, with ONLINE taken from `online` (id, count; sorted by id) when given: the
+/// cluster-wide view in cluster mode.
+pub fn answer_with(
+    cmd: &Command,
+    storage: &Storage,
+    login: Option<&str>,
+    online: Option<Vec<(Rc<str>, usize)>>,
+) -> Answer {
     let arg = cmd.arg.as_deref().unwrap_or("").trim();
     match cmd.kind {
         Kind::Online => {
             let f = prefixes(arg.split_whitespace(), login);
-            let pieces: Vec<Piece> = storage
-                .online()
+            let list = online.unwrap_or_else(|| {
+                storage
+                    .online()
+                    .into_iter()
+                    .map(|(id, n)| (id.clone(), n))
+                    .collect()
+            });
+            let pieces: Vec<Piece> = list
                 .into_iter()
                 .filter(|(id, _)| f.matches(id))
-                .map(|(id, n)| Piece::Online(id.clone(), n))
+                .map(|(id, n)| Piece::Online(id, n))
                 .collect();
             let log = format!("sending {} online identifiers", pieces.len());
             Answer::Text {

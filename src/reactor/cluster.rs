@@ -41,10 +41,11 @@ pub(super) enum Tag {
     Publish(ConnId),
     Read,
     Trim,
+    Presence,
 }
 
 pub(super) struct Cluster {
-    publisher: Link<Tag>,
+    pub(super) publisher: Link<Tag>,
     reader: Link<Tag>,
     key: String,
     maxlen: String,
@@ -56,6 +57,13 @@ pub(super) struct Cluster {
     /// An XREAD is in flight.
     reading: bool,
     next_trim: Instant,
+    /// Cluster-wide presence (see `cluster_presence`).
+    pub(super) presence: Option<super::cluster_presence::Presence>,
+    events_key: String,
+    counts_key: String,
+    /// Where reading the events and counts streams resumes.
+    events_from: String,
+    counts_from: String,
 }
 
 /// The reply a push gets when it cannot be kept (the PHP API raises on any status but 200).
@@ -97,6 +105,11 @@ impl Cluster {
             caught_up: false,
             reading: false,
             next_trim: Instant::now(),
+            presence: Some(super::cluster_presence::Presence::new(&cfg.cluster_prefix)),
+            events_key: format!("{}:events", cfg.cluster_prefix),
+            counts_key: format!("{}:counts", cfg.cluster_prefix),
+            events_from: "0-0".into(),
+            counts_from: "0-0".into(),
         }
     }
 
@@ -131,6 +144,16 @@ impl Reactor {
     /// entry in cluster mode, where cursors come from the log).
     pub(super) fn listen_now(&mut self) -> Cursor {
         listen_now(&mut self.cursors, self.cluster.as_deref())
+    }
+
+    /// ONLINE / WATCH / STATS; ONLINE is the cluster-wide view in cluster mode.
+    pub(super) fn answer_command(&self, cmd: &Command, login: Option<&str>) -> commands::Answer {
+        let online = self
+            .cluster
+            .as_deref()
+            .and_then(|c| c.presence.as_ref())
+            .map(super::cluster_presence::Presence::online_list);
+        commands::answer_with(cmd, &self.storage, login, online)
     }
 
     /// A readiness event on one of the links.
@@ -220,6 +243,7 @@ impl Reactor {
         {
             self.on_reader_event(ev, now);
         }
+        self.presence_turn(now);
         let Some(c) = self.cluster.as_deref_mut() else {
             return;
         };
@@ -231,7 +255,15 @@ impl Reactor {
             if c.caught_up {
                 args.extend(["BLOCK", &block]);
             }
-            args.extend(["STREAMS", &c.key, &from]);
+            args.extend([
+                "STREAMS",
+                &c.key,
+                &c.events_key,
+                &c.counts_key,
+                &from,
+                &c.events_from,
+                &c.counts_from,
+            ]);
             if c.reader.send(Tag::Read, &args).is_ok() {
                 c.reading = true;
                 c.reader.flush();
@@ -286,6 +318,14 @@ impl Reactor {
                     self.refuse_push(key, &e.to_string());
                 }
             }
+            Event::Reply(Tag::Presence, v) => {
+                if let Some(t) = v.error_text() {
+                    log::warn!(
+                        "cluster: presence update failed: {}",
+                        String::from_utf8_lossy(t)
+                    );
+                }
+            }
             Event::Reply(Tag::Trim, v) => {
                 if let Some(t) = v.error_text() {
                     log::warn!("cluster: XTRIM failed: {}", String::from_utf8_lossy(t));
@@ -337,16 +377,37 @@ impl Reactor {
         }
     }
 
-    /// Applies the entries of an XREAD reply in order; returns how many it held.
+    /// Applies an XREAD reply: the events and counts streams to the presence replica, the
+    /// message log's entries in order; returns how many log entries it held.
     fn apply_log(&mut self, v: &Value, now: Instant) -> usize {
-        // [[key, [[id, [field, value, ...]], ...]]], or nil when nothing is new.
-        let entries = v
-            .as_array()
-            .and_then(|streams| streams.first())
-            .and_then(Value::as_array)
-            .and_then(|s| s.get(1))
-            .and_then(Value::as_array)
-            .unwrap_or_default();
+        // [[key, [[id, [field, value, ...]], ...]], ...], or nil when nothing is new.
+        let mut messages: &[Value] = &[];
+        for s in v.as_array().unwrap_or_default() {
+            let Some(pair) = s.as_array() else {
+                continue;
+            };
+            let key = pair.first().and_then(Value::as_bytes).unwrap_or_default();
+            let entries = pair.get(1).and_then(Value::as_array).unwrap_or_default();
+            let Some(c) = self.cluster.as_deref() else {
+                return 0;
+            };
+            if key == c.events_key.as_bytes() {
+                if let Some(last) = self.apply_events(entries) {
+                    if let Some(c) = self.cluster.as_deref_mut() {
+                        c.events_from = last;
+                    }
+                }
+            } else if key == c.counts_key.as_bytes() {
+                if let Some(last) = self.apply_counts(entries) {
+                    if let Some(c) = self.cluster.as_deref_mut() {
+                        c.counts_from = last;
+                    }
+                }
+            } else if key == c.key.as_bytes() {
+                messages = entries;
+            }
+        }
+        let entries = messages;
         let debug = log::log_enabled!(Debug);
         for e in entries {
             let Some([id, fields]) = e

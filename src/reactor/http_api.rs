@@ -363,7 +363,7 @@ impl Reactor {
             kind,
             arg: Some(arg),
         };
-        match commands::answer(&cmd, &self.storage, login.as_deref()) {
+        match self.answer_command(&cmd, login.as_deref()) {
             commands::Answer::Nothing => {
                 ApiReply::error(403, "stats are not available to logins, only to the guest")
             }

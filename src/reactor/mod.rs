@@ -15,6 +15,7 @@
 
 mod close;
 mod cluster;
+mod cluster_presence;
 mod control;
 mod deliver;
 mod housekeeping;
@@ -202,6 +203,7 @@ impl Reactor {
         if let Some(target) = r.cfg.cluster.clone() {
             r.cluster = Some(Box::new(cluster::Cluster::new(&target, &r.cfg)));
             r.msg_source = Source::Cluster;
+            r.storage.shared_presence = Some(Box::default());
         }
         Ok(r)
     }

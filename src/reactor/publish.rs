@@ -174,7 +174,7 @@ impl Reactor {
             .get(key)
             .and_then(|c| c.parsed.as_ref())
             .and_then(|p| p.login.clone());
-        let answer = commands::answer(&cmd, &self.storage, login.as_deref());
+        let answer = self.answer_command(&cmd, login.as_deref());
         match answer {
             commands::Answer::Text { reply, log } => {
                 rlog!(

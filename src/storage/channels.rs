@@ -114,8 +114,7 @@ impl Storage {
     /// Stores the offline event for an id that `expire_one` took offline (after the caller
     /// logged it, the original's order).
     pub fn record_offline(&mut self, name: &Rc<str>, lim: &Limits) {
-        self.events
-            .push(EventKind::Offline, name, lim.event_chain_len);
+        self.local_transition(EventKind::Offline, name, lim.event_chain_len);
         if let Some(id) = self.lookup(name) {
             self.forget_if_unused(id);
         }

@@ -19,6 +19,15 @@ impl Storage {
         v
     }
 
+    /// The channels online here (cluster mode sends their counts).
+    pub fn online_channel_ids(&self) -> Vec<ChannelId> {
+        self.channels
+            .iter()
+            .filter(|(_, c)| c.online)
+            .map(|(k, _)| k as ChannelId)
+            .collect()
+    }
+
     /// Every channel, sorted by id bytes, for STATS.
     pub fn channel_views(&self) -> Vec<ChannelView<'_>> {
         let mut v: Vec<ChannelView<'_>> = self
