@@ -187,3 +187,61 @@ fn a_host_killed_without_warning_has_its_ids_go_offline() {
         "{watch}"
     );
 }
+
+#[test]
+fn redis_restarted_with_aof_keeps_every_acknowledged_push() {
+    let mut r = Redis::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let c = conf(&r, "aof");
+    let s = Server::start(&c);
+    let w = WaitClient::register(&s, b"identifier=aof\n");
+    s.push_ids("aof", "\"before\"");
+    assert!(w.read_body().contains("\"before\""));
+    r.kill();
+    // While Redis is down: refused loudly, never accepted then lost.
+    let reply = show(&s.push(b"identifier=aof\n\n\"during\""));
+    assert!(reply.starts_with("HTTP/1.0 503 "), "{reply}");
+    r.launch();
+    eventually("pushes accepted again", 10, || {
+        s.push(b"identifier=aof\n\n\"after\"").is_empty()
+    });
+    // A fresh server reads the whole log back: both acknowledged pushes, not the refused one.
+    let fresh = Server::start(&c);
+    fresh.wait_log(
+        |m| m.contains("caught up with the message log"),
+        LOG_TIMEOUT,
+    );
+    let body = WaitClient::register(&fresh, b"identifier=0:aof\n").read_body();
+    assert!(
+        body.contains("\"before\"") && body.contains("\"after\""),
+        "{body}"
+    );
+    assert!(!body.contains("during"), "{body}");
+}
+
+#[test]
+fn unreachable_redis_is_reported_without_a_busy_loop() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let s = Server::start_foreground(&format!("$CONFIG{{CLUSTER_REDIS}} = '127.0.0.1:{port}';\n"));
+    s.wait_log(
+        |m| m.contains("Redis") && m.contains("refused"),
+        LOG_TIMEOUT,
+    );
+    // Pushes are refused with the reason; the worker idles meanwhile.
+    let reply = show(&s.push(b"identifier=x\n\n\"y\""));
+    assert!(reply.starts_with("HTTP/1.0 503 "), "{reply}");
+    let ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let rest = &stat[stat.rfind(')').expect(")") + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+    };
+    let before = ticks(s.pid());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = ticks(s.pid()) - before;
+    assert!(used < 50, "{used} ticks in 2 s while Redis is down");
+}

@@ -42,6 +42,8 @@ pub(super) enum Tag {
     Read,
     Trim,
     Presence,
+    /// After a reconnect: is the last applied entry still in the log?
+    Check,
 }
 
 pub(super) struct Cluster {
@@ -56,6 +58,8 @@ pub(super) struct Cluster {
     caught_up: bool,
     /// An XREAD is in flight.
     reading: bool,
+    /// Some entry was applied (so `last_id` is a real entry, not the starting floor).
+    applied_any: bool,
     next_trim: Instant,
     /// Cluster-wide presence (see `cluster_presence`).
     pub(super) presence: Option<super::cluster_presence::Presence>,
@@ -104,6 +108,7 @@ impl Cluster {
             last_cursor: start.cursor().unwrap_or(Cursor::Gen { secs: 0, frac: 0 }),
             caught_up: false,
             reading: false,
+            applied_any: false,
             next_trim: Instant::now(),
             presence: Some(super::cluster_presence::Presence::new(&cfg.cluster_prefix)),
             events_key: format!("{}:events", cfg.cluster_prefix),
@@ -371,7 +376,31 @@ impl Reactor {
                     log::debug!("cluster: XREAD failed: {e}");
                 }
             }
-            Event::Up => log::info!("cluster: Redis link (reading) is up"),
+            Event::Up => {
+                log::info!("cluster: Redis link (reading) is up");
+                // After a drop: the entry applied last must still be in the log, or Redis
+                // lost data (restarted without AOF, flushed) and pushes it acknowledged may
+                // be gone: say so loudly (reading goes on from there).
+                if let Some(c) = self.cluster.as_deref_mut() {
+                    if c.applied_any {
+                        let id = c.last_id.to_string();
+                        let _ = c.reader.send(Tag::Check, &["XRANGE", &c.key, &id, &id]);
+                    }
+                }
+            }
+            Event::Reply(Tag::Check, v) => {
+                let missing = v.as_array().is_some_and(<[Value]>::is_empty);
+                if missing {
+                    if let Some(c) = self.cluster.as_deref() {
+                        rlog!(
+                            log::Level::Error,
+                            self.storage.counts(),
+                            "cluster: the message log no longer holds entry {} (the last one applied here): Redis lost data; pushes acknowledged before it was lost may never be delivered (use AOF: appendonly yes, appendfsync always)",
+                            c.last_id
+                        );
+                    }
+                }
+            }
             Event::Down(e) => log::warn!("cluster: Redis link (reading) is down: {e}"),
             Event::Reply(_, _) | Event::Failed(_, _) => {}
         }
@@ -429,6 +458,7 @@ impl Reactor {
                 continue;
             }
             c.last_id = id;
+            c.applied_any = true;
             let cursor = match id.cursor() {
                 Ok(cursor) => cursor,
                 Err(err) => {
