@@ -118,6 +118,11 @@ impl Cluster {
         }
     }
 
+    /// CLUSTER_MAXLEN changed on reload.
+    pub(super) fn set_maxlen(&mut self, n: usize) {
+        self.maxlen = n.to_string();
+    }
+
     pub(super) fn caught_up(&self) -> bool {
         self.caught_up
     }

@@ -135,7 +135,12 @@ impl Reactor {
             }
             // Compat: SU_* need a fresh process, as in the original; WAIT_TIMEOUT and
             // IN_TIMEOUT apply to new connections live, and addresses are rebound live.
-            if key.starts_with("SU_") {
+            // Cluster mode's Redis and key prefix are fixed for a worker's life (its links
+            // and its position in the log): a fresh worker catches up under the new ones.
+            if key.starts_with("SU_")
+                || key.as_str() == "CLUSTER_REDIS"
+                || key.as_str() == "CLUSTER_PREFIX"
+            {
                 rlog!(
                     Info,
                     self.storage.counts(),
@@ -165,6 +170,9 @@ impl Reactor {
             }
         }
         self.count_base_fds();
+        if let Some(c) = self.cluster.as_deref_mut() {
+            c.set_maxlen(new.cluster_maxlen);
+        }
         logging::set_verbosity(new.verbosity);
         self.limits = limits_of(&new);
         self.cfg = new;
