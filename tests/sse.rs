@@ -222,14 +222,14 @@ fn sse_limiters_cors_and_presence() {
         "{head}"
     );
     s.wait_log(|m| m.ends_with("registered"), LOG_TIMEOUT);
-    assert!(s.cmd("ONLINE").contains("lim_a 1"));
+    s.online_eventually("lim_a 1");
     // Limited to listeners of lim_b: not for this one.
     s.push_ids("lim_a,*lim_b", "\"hidden\"");
     s.push_ids("lim_a", "\"shown\"");
     assert_eq!(json(&c.event().1)["data"], "shown");
     drop(c);
     s.wait_log(|m| m.contains("connection closed"), LOG_TIMEOUT);
-    assert!(s.cmd("ONLINE").contains("lim_a 0"));
+    s.online_eventually("lim_a 0");
 }
 
 #[test]

@@ -240,7 +240,7 @@ fn websocket_subscribe_and_unsubscribe_without_reconnecting() {
     w.send(0x01, b"{\"subscribe\": ");
     w.send(0x80, b"{\"s2\": null}}");
     s.wait_log(|m| m.ends_with("subscriptions changed"), LOG_TIMEOUT);
-    assert!(s.cmd("ONLINE").contains("s2 1"));
+    s.online_eventually("s2 1");
     s.push_ids("s2", "\"two\"");
     assert_eq!(w.message()["data"], "two");
     s.push_ids("s1", "\"one\"");

@@ -60,6 +60,9 @@ pub(super) struct Cluster {
     reading: bool,
     /// Some entry was applied (so `last_id` is a real entry, not the starting floor).
     applied_any: bool,
+    /// Debug logging: who published the entries this worker appended, until they are
+    /// applied (so the `added data` line names the publisher, as in the embedded mode).
+    acked: std::collections::HashMap<StreamId, String>,
     next_trim: Instant,
     /// Cluster-wide presence (see `cluster_presence`).
     pub(super) presence: Option<super::cluster_presence::Presence>,
@@ -109,6 +112,7 @@ impl Cluster {
             caught_up: false,
             reading: false,
             applied_any: false,
+            acked: std::collections::HashMap::new(),
             next_trim: Instant::now(),
             presence: Some(super::cluster_presence::Presence::new(&cfg.cluster_prefix)),
             events_key: format!("{}:events", cfg.cluster_prefix),
@@ -301,6 +305,17 @@ impl Reactor {
                 }
                 match v {
                     Value::Bulk(entry_id) => {
+                        if log::log_enabled!(Debug) {
+                            let who = self.who(key).to_string();
+                            if let (Ok(id), Some(c)) =
+                                (StreamId::parse(&entry_id), self.cluster.as_deref_mut())
+                            {
+                                // Bounded: entries are applied within a turn or two.
+                                if c.acked.len() < 100_000 {
+                                    c.acked.insert(id, who);
+                                }
+                            }
+                        }
                         rlog!(
                             Debug,
                             self.storage.counts(),
@@ -479,7 +494,11 @@ impl Reactor {
                     continue;
                 }
             };
-            let who = debug.then(|| format!("CLUSTER: {id}"));
+            let who = debug.then(|| {
+                c.acked
+                    .remove(&id)
+                    .unwrap_or_else(|| format!("CLUSTER: {id}"))
+            });
             self.apply_publication(p, Some(cursor), now, who.as_deref());
         }
         entries.len()

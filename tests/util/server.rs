@@ -52,6 +52,21 @@ impl Log {
 
 /// A fresh temp dir holding `files` and `test.conf` (the base conf plus `extra_conf`, with
 /// `@DIR@` replaced by the dir); returns the dir and the conf's path.
+/// The cluster-mode run of the data-path tests (`scripts/test` runs them a second time
+/// with REALPLEXOR_TEST_CLUSTER_REDIS=host:port of a redis-server it started): every server
+/// gets that Redis, its own key prefix and REALPLEXOR_TEST_WORKERS workers (default 2). A
+/// test's own settings come after, so they win.
+fn cluster_conf(n: usize) -> String {
+    let Ok(redis) = std::env::var("REALPLEXOR_TEST_CLUSTER_REDIS") else {
+        return String::new();
+    };
+    let workers = std::env::var("REALPLEXOR_TEST_WORKERS").unwrap_or_else(|_| "2".into());
+    format!(
+        "$CONFIG{{CLUSTER_REDIS}} = '{redis}';\n$CONFIG{{CLUSTER_PREFIX}} = 'it{}_{n}';\n$CONFIG{{WORKERS}} = {workers};\n",
+        std::process::id()
+    )
+}
+
 pub(super) fn prepare(extra_conf: &str, files: &[(&str, &str)]) -> (PathBuf, PathBuf) {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let dir = std::env::temp_dir().join(format!("realplexor-it-{}-{}", std::process::id(), n));
@@ -62,7 +77,11 @@ pub(super) fn prepare(extra_conf: &str, files: &[(&str, &str)]) -> (PathBuf, Pat
     }
     let conf = dir.join("test.conf");
     let extra_conf = extra_conf.replace("@DIR@", &dir.to_string_lossy());
-    fs::write(&conf, format!("{BASE_CONF}{extra_conf}\n")).expect("write conf");
+    fs::write(
+        &conf,
+        format!("{BASE_CONF}{}{extra_conf}\n", cluster_conf(n)),
+    )
+    .expect("write conf");
     (dir, conf)
 }
 

@@ -228,3 +228,22 @@ impl WaitClient {
         &self.stream
     }
 }
+
+impl Server {
+    /// Asks ONLINE until its answer contains `line` (cluster mode's counts lag by up to a
+    /// second; in the embedded mode the first answer already holds).
+    pub fn online_eventually(&self, line: &str) {
+        let deadline = std::time::Instant::now() + IO_TIMEOUT;
+        loop {
+            let got = self.cmd("ONLINE");
+            if got.lines().any(|l| l == line) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ONLINE never said {line:?}; last: {got:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
