@@ -7,9 +7,10 @@
 #     the data pushed while it is open (fails with `proxy_buffering on`); an SSE client
 #     gets its head, a ping and the pushed event as they come; a WebSocket client gets its
 #     101, a pushed message and, after a subscribe command sent through nginx, a message
-#     for that id; a poll nobody answers gets the WAIT_TIMEOUT reply, properly ended; a
-#     second nginx in front of a fake upstream shows the request nginx sends: HTTP/1.1,
-#     Connection: close (no Upgrade), the forwarded headers;
+#     for that id; the Python client's listen() (SSE, chunked by nginx) gets a push too; a
+#     poll nobody answers gets the WAIT_TIMEOUT reply, properly ended; a second nginx in
+#     front of a fake upstream shows the request nginx sends: HTTP/1.1, Connection: close
+#     (no Upgrade), the forwarded headers;
 #  3. conf/dklab_realplexor.init: start, status, reload, restart, stop on a temp pid prefix;
 #  4. systemd-analyze verify (and the offline security score) on conf/realplexor.service;
 #  5. bash -n on the scripts and a dry run of scripts/tune-host.
@@ -140,6 +141,7 @@ echo "nginx: 127.0.0.1:$NPORT -> 127.0.0.1:$WPORT"
 client longpoll "$NPORT" "$IPORT" abc || fail "long-poll and push through nginx"
 client sse "$NPORT" "$IPORT" ssea || fail "SSE stream and push through nginx"
 client websocket "$NPORT" "$IPORT" wsa || fail "WebSocket and push through nginx"
+client pylisten "$NPORT" "$IPORT" pya || fail "the Python client's listen() through nginx"
 client timeout "$NPORT" xyz 4 || fail "WAIT_TIMEOUT reply through nginx"
 
 # What nginx sends upstream, seen by a fake WAIT line behind a second nginx.

@@ -11,6 +11,8 @@
   websocket NGINX_PORT IN_PORT ID  a WebSocket client through nginx: the 101 handshake,
                                    a pushed message as a text frame, a subscribe command
                                    sent back through nginx, then the close handshake
+  pylisten NGINX_PORT IN_PORT ID   the Python client's listen() (clients/python) through
+                                   nginx: a message pushed once it is online arrives
   capture PORT OUTFILE             a fake WAIT line: records the request nginx sends
                                    upstream, answers like the server and closes
   wait_port PORT SECONDS           until 127.0.0.1:PORT accepts a connection
@@ -26,6 +28,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 
 HOST = "127.0.0.1"
@@ -350,6 +353,27 @@ def cmd_websocket(nginx_port, in_port, ident):
     print("websocket: 101 through nginx, a message, a subscribe command and the close handshake")
 
 
+def cmd_pylisten(nginx_port, in_port, ident):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "python"))
+    from realplexor import Realplexor, listen
+
+    rpl = Realplexor(HOST, in_port)
+
+    def later():
+        deadline = time.monotonic() + 10
+        while ident not in rpl.cmd_online() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rpl.send(ident, {"via": "listen"})
+
+    threading.Thread(target=later, daemon=True).start()
+    gen = listen("http://%s:%d/" % (HOST, nginx_port), [ident], timeout=10, max_retries=0)
+    event = next(gen)
+    gen.close()
+    if event.gap or event.data != {"via": "listen"} or list(event.ids) != [ident]:
+        fail("listen() through nginx: %r" % event)
+    print("pylisten: realplexor.listen() got the message through nginx: %r" % event)
+
+
 def cmd_capture(port, outfile):
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -398,6 +422,7 @@ def main():
         "longpoll": (cmd_longpoll, 3),
         "sse": (cmd_sse, 3),
         "websocket": (cmd_websocket, 3),
+        "pylisten": (cmd_pylisten, 3),
         "timeout": (cmd_timeout, 3),
         "capture": (cmd_capture, 2),
         "wait_port": (cmd_wait_port, 2),
@@ -406,7 +431,7 @@ def main():
     if not args or args[0] not in cmds or len(args) - 1 != cmds[args[0]][1]:
         fail("usage: see the module doc")
     fn, _ = cmds[args[0]]
-    if args[0] in ("longpoll", "sse", "websocket"):
+    if args[0] in ("longpoll", "sse", "websocket", "pylisten"):
         fn(int(args[1]), int(args[2]), args[3])
     elif args[0] == "timeout":
         fn(int(args[1]), args[2], args[3])
