@@ -4,10 +4,13 @@
 #  1. the server (--foreground, as systemd runs it) on ephemeral loopback ports;
 #  2. a real nginx with conf/nginx-realplexor.conf, changed only in its two addresses:
 #     a long-poll through it must get the header block before anything is pushed, then
-#     the data pushed while it is open (fails with `proxy_buffering on`); a poll nobody
-#     answers gets the WAIT_TIMEOUT reply, properly ended; a second nginx in front of a
-#     fake upstream shows the request nginx sends: HTTP/1.1, Connection: close, the
-#     forwarded headers;
+#     the data pushed while it is open (fails with `proxy_buffering on`); an SSE client
+#     gets its head, a ping and the pushed event as they come; a WebSocket client gets its
+#     101, a pushed message and, after a subscribe command sent through nginx, a message
+#     for that id; the Python client's listen() (SSE, chunked by nginx) gets a push too; a
+#     poll nobody answers gets the WAIT_TIMEOUT reply, properly ended; a second nginx in
+#     front of a fake upstream shows the request nginx sends: HTTP/1.1, Connection: close
+#     (no Upgrade), the forwarded headers;
 #  3. conf/dklab_realplexor.init: start, status, reload, restart, stop on a temp pid prefix;
 #  4. systemd-analyze verify (and the offline security score) on conf/realplexor.service;
 #  5. bash -n on the scripts and a dry run of scripts/tune-host.
@@ -37,7 +40,7 @@ command -v timeout >/dev/null || missing timeout
 ANALYZE=$(command -v systemd-analyze || true)
 [ -n "$ANALYZE" ] || [ "${CI:-}" != true ] || fail "systemd-analyze is missing (package systemd)"
 
-BIN=$ROOT/target/debug/realplexor
+BIN=${REALPLEXOR_BIN:-$ROOT/target/debug/realplexor}
 if [ ! -x "$BIN" ]; then
     timeout 900 cargo build
 fi
@@ -85,6 +88,7 @@ $CONFIG{WAIT_ADDR} = [ '127.0.0.1:0' ];
 $CONFIG{IN_ADDR} = [ '127.0.0.1:0' ];
 $CONFIG{SU_USER} = '';
 $CONFIG{WAIT_TIMEOUT} = 4;
+$CONFIG{STREAM_PING} = 1;
 return 1;
 EOF
 "$BIN" --foreground "$T/rp.conf" >"$T/server.log" 2>&1 &
@@ -135,6 +139,9 @@ start_nginx "$T/nginx" "$WPORT" "$NPORT"
 echo "nginx: 127.0.0.1:$NPORT -> 127.0.0.1:$WPORT"
 
 client longpoll "$NPORT" "$IPORT" abc || fail "long-poll and push through nginx"
+client sse "$NPORT" "$IPORT" ssea || fail "SSE stream and push through nginx"
+client websocket "$NPORT" "$IPORT" wsa || fail "WebSocket and push through nginx"
+client pylisten "$NPORT" "$IPORT" pya || fail "the Python client's listen() through nginx"
 client timeout "$NPORT" xyz 4 || fail "WAIT_TIMEOUT reply through nginx"
 
 # What nginx sends upstream, seen by a fake WAIT line behind a second nginx.
@@ -164,6 +171,7 @@ for h in 'Connection: close' 'Host: rpl.example.com' 'X-Real-IP: 127.0.0.1' \
     'X-Forwarded-For: 10.1.2.3, 127.0.0.1' 'X-Forwarded-Proto: http'; do
     echo "$req" | grep -qix "$h" || fail "nginx did not send '$h' upstream: $req"
 done
+! echo "$req" | grep -qi '^Upgrade:' || fail "nginx sent an Upgrade header for a long-poll: $req"
 echo "nginx -> upstream: HTTP/1.1, Connection: close, Host, X-Real-IP, X-Forwarded-For/Proto"
 # The IN line is never proxied: no active line of the site names its port.
 ! grep -v '^ *#' "$SITE" | grep -q 10010 || fail "the nginx site exposes the IN line"

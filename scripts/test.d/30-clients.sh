@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Client tests against the real server (target/debug/realplexor):
-#   1. clients/js: generated files up to date, then the browser client and the
-#      demo in headless Chromium (node --test, playwright-core from npm ci);
+#   1. clients/js: generated files up to date, then the browser client (its three
+#      transports and the fallback of "auto") and the demo in headless Chromium
+#      (node --test, playwright-core from npm ci);
 #   2. clients/python: pip-installs the package into a temporary directory and
 #      runs pytest against that installed copy;
 #   3. clients/php: php-cli runs clients/php/tests/run.php.
@@ -47,7 +48,8 @@ else
     if [ ! -x /usr/bin/chromium ]; then
         missing "/usr/bin/chromium (Debian package chromium)"
     elif step npm ci --prefix clients/js --no-audit --no-fund --loglevel=error; then
-        step timeout 600 node --test --test-concurrency=1 clients/js/test/browser.test.mjs clients/js/test/demo.test.mjs
+        step timeout 900 node --test --test-concurrency=1 clients/js/test/gap.test.mjs clients/js/test/browser.test.mjs \
+            clients/js/test/transports.test.mjs clients/js/test/demo.test.mjs
     fi
 fi
 

@@ -159,7 +159,8 @@ for (const scheme of ["http", "https"]) {
                 .replace('"$JS_WAIT_RECONNECT_DELAY"', '"0.01"')
                 .replace('"$WAIT_TIMEOUT"', '"300"')
                 .replace('"$IDENTIFIER"', '"identifier"')
-                .replace('"$JS_DEBUG"', '"1"');
+                .replace('"$JS_DEBUG"', '"1"')
+                .replace('"$JS_TRANSPORT"', '"undefined-JS_TRANSPORT"');
             assert.equal(text, want);
             await page.close();
         });

@@ -68,6 +68,8 @@ test("demo: multi-channel chat with the online list", async () => {
     const carol = await user(context, url, "carol", "random");
 
     await alice.waitForFunction(() => document.getElementById("online").textContent == "alicebobcarol", null, { timeout: MS });
+    // The demo asks for "auto": the server takes WebSocket.
+    assert.equal(await alice.textContent("#via"), "(websocket)");
 
     await say(alice, "Hello everyone on #general and #dev!", ["general", "dev"]);
     await until(async () => (await logOf(bob)).length == 1, MS, "bob to get alice's message");

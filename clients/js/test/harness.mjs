@@ -227,3 +227,50 @@ export async function launchChromium() {
     onCleanup(() => context.close());
     return context;
 }
+
+/**
+ * A plain TCP front for the WAIT line that refuses some requests, as a proxy or
+ * firewall might: `refuse(head)` gets each request head (text) and returns true to
+ * answer it 403 and close; anything else is piped to 127.0.0.1:target(). Resolves to
+ * { port, refused: [request lines] }.
+ */
+export async function startRefusingFront(target, refuse) {
+    const sockets = new Set();
+    const refused = [];
+    const server = net.createServer((client) => {
+        sockets.add(client);
+        let head = Buffer.alloc(0);
+        const onData = (d) => {
+            head = Buffer.concat([head, d]);
+            const end = head.indexOf("\r\n\r\n");
+            if (end < 0) return;
+            client.off("data", onData);
+            const text = head.subarray(0, end).toString("latin1");
+            if (refuse(text)) {
+                refused.push(text.split("\r\n")[0]);
+                client.end("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                return;
+            }
+            const up = net.connect(target(), "127.0.0.1");
+            sockets.add(up);
+            up.write(head);
+            client.pipe(up);
+            up.pipe(client);
+            const drop = () => {
+                client.destroy();
+                up.destroy();
+            };
+            up.on("error", drop);
+            up.on("close", drop);
+            client.on("close", drop);
+        };
+        client.on("data", onData);
+        client.on("error", () => client.destroy());
+    });
+    const port = await listen(server);
+    onCleanup(() => {
+        for (const s of sockets) s.destroy();
+        return new Promise((r) => server.close(r));
+    });
+    return { port, refused };
+}

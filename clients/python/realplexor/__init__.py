@@ -8,6 +8,9 @@ The Python 3 counterpart of the ``Dklab_Realplexor`` PHP API, standard library o
     rpl.send(["alpha", "beta"], {"text": "hello"})
     rpl.cmd_online()              # ['alpha', 'beta'] while browsers listen
 
+    for event in rpl.listen(["alpha"], wait_port=8088):   # SSE on the WAIT line
+        print(event.ids, event.data)
+
 Every call opens one connection to the IN line, sends one request, half-closes
 the socket (the server answers only then) and reads the reply to EOF. Errors are
 raised as :class:`RealplexorError` subclasses with the PHP API's messages.
@@ -17,6 +20,9 @@ With ``api="http"`` the client speaks the server's HTTP API instead (``POST /pub
 (reopened when the server closed it while idle), credentials go as
 ``Authorization: Basic``, and ``send`` returns the server's JSON reply
 (``{"cursor": ..., "ids": {...}, "skipped": [...]}``). Same methods, same exceptions.
+
+:func:`listen` (module ``realplexor.sse``) is the other side: a server-side consumer of
+the WAIT line over Server-Sent Events.
 """
 
 import base64
@@ -35,6 +41,8 @@ __all__ = [
     "RealplexorProtocolError",
     "Dklab_Realplexor",
     "Dklab_Realplexor_Exception",
+    "listen",
+    "ListenEvent",
 ]
 
 __version__ = "1.50.0"
@@ -211,6 +219,17 @@ class Realplexor:
                 ident = ident[len(self.namespace):]
             events.append({"event": m.group(1), "pos": m.group(2), "id": ident})
         return events
+
+    def listen(self, ids, wait_port=8088, url=None, cursors=None, **options):
+        """Listens to ``ids`` on the WAIT line over SSE: see :func:`realplexor.listen`.
+
+        The WAIT line is ``url``, or ``http://<host>:<wait_port>/`` on this object's
+        host; the namespace (and login prefix) apply as for :meth:`send`.
+        """
+        if url is None:
+            url = "http://%s:%d/" % (self.host, int(wait_port))
+        options.setdefault("identifier", self.identifier)
+        return listen(url, ids, cursors=cursors, namespace=self.namespace, **options)
 
     # The PHP API's method names.
     cmdOnline = cmd_online
@@ -444,3 +463,5 @@ def _cursor_text(cursor):
 # The original API's names, for code ported from it.
 Dklab_Realplexor = Realplexor
 Dklab_Realplexor_Exception = RealplexorError
+
+from .sse import ListenEvent, listen  # noqa: E402 (needs the names above)

@@ -22,13 +22,13 @@ BIN = os.environ.get("REALPLEXOR_BIN", os.path.join(ROOT, "target", "debug", "re
 
 
 class Server:
-    def __init__(self, tmp_path, extra=""):
+    def __init__(self, tmp_path, extra="", wait_port=0, in_port=0):
         if not os.path.exists(BIN):
             raise RuntimeError("%s is missing: run cargo build" % BIN)
         conf = tmp_path / "test.conf"
         conf.write_text(
-            "$CONFIG{WAIT_ADDR} = [ '127.0.0.1:0' ];\n"
-            "$CONFIG{IN_ADDR} = [ '127.0.0.1:0' ];\n"
+            "$CONFIG{WAIT_ADDR} = [ '127.0.0.1:%d' ];\n"
+            "$CONFIG{IN_ADDR} = [ '127.0.0.1:%d' ];\n" % (wait_port, in_port) +
             "$CONFIG{SU_USER} = '';\n"
             "$CONFIG{VERBOSITY} = 1;\n" + extra + "return 1;\n"
         )
