@@ -267,3 +267,26 @@ fn websocket_limiters_apply() {
     s.push_ids("la", "\"shown\"");
     assert_eq!(w.message()["data"], "shown");
 }
+
+#[test]
+fn websocket_from_a_foreign_origin_is_refused() {
+    let s = Server::start("$CONFIG{ALLOWED_ORIGINS} = [ 'https://app.example' ];\n");
+    let try_origin = |origin: &str| {
+        let mut sock = connect_raw(s.wait_addr());
+        let req = format!(
+            "GET /?identifier=fo HTTP/1.1\r\nHost: rpl.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Origin: {origin}\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        sock.write_all(req.as_bytes()).expect("request");
+        let mut head = [0u8; 12];
+        sock.read_exact(&mut head).expect("status");
+        String::from_utf8_lossy(&head).into_owned()
+    };
+    assert_eq!(try_origin("https://evil.example"), "HTTP/1.1 403");
+    assert_eq!(try_origin("https://app.example"), "HTTP/1.1 101");
+    assert_eq!(
+        try_origin("http://rpl.example"),
+        "HTTP/1.1 101",
+        "same origin"
+    );
+}

@@ -30,6 +30,9 @@ pub(super) enum Detect {
     WaitHead,
     Sse(Option<Resume>),
     Ws([u8; handshake::ACCEPT_LEN], Option<Resume>),
+    /// A WebSocket upgrade from a page of another origin that ALLOWED_ORIGINS does not
+    /// name: refused (browsers apply no CORS to WebSocket, so the server must).
+    WsForeign,
     /// A WebSocket upgrade that must be refused: this reply, then close.
     Reject(Vec<u8>),
 }
@@ -66,19 +69,51 @@ fn query_param(buf: &[u8], name: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The `Host` header's value (the first one), if the head has one.
+fn host_of(head: &[u8]) -> Option<&[u8]> {
+    head.split(|&c| c == b'\n').skip(1).find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&c| c == b':')?;
+        let (name, value) = line.split_at(colon);
+        name.eq_ignore_ascii_case(b"host")
+            .then(|| value.get(1..).unwrap_or_default().trim_ascii())
+    })
+}
+
+/// Whether a browser's `Origin` may open a WebSocket: the same origin as the request's
+/// `Host` (scheme aside), or one ALLOWED_ORIGINS names. No Origin (not a browser): yes.
+fn ws_origin_ok(origin: Option<&[u8]>, host: Option<&[u8]>, allowed: &[String]) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    if crate::http::origin_allowed(origin, allowed) {
+        return true;
+    }
+    let authority = origin
+        .windows(3)
+        .position(|w| w == b"://")
+        .and_then(|p| origin.get(p + 3..));
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+}
+
 /// Decides the transport of a WAIT request from its bytes so far. A marker found before
 /// the request line is complete is long-poll at once, as the original registers it (a
 /// browser's first segment always holds its whole request line); after it, a GET waits
 /// for its complete head (its Accept, Upgrade and WebSocket key lines may come in a
 /// later segment, after cookies).
-pub(super) fn detect(buf: &[u8]) -> Detect {
+pub(super) fn detect(buf: &[u8], allowed: &[String]) -> Detect {
     if !buf.starts_with(b"GET ") || !buf.contains(&b'\n') {
         return Detect::LongPoll;
     }
     let from_query = || query_param(buf, b"last_event_id").and_then(|v| resume_cursors(&v));
     match handshake::check(buf) {
         Handshake::Partial => return Detect::WaitHead,
-        Handshake::Upgrade { accept, .. } => return Detect::Ws(accept, from_query()),
+        Handshake::Upgrade { accept, origin } => {
+            if !ws_origin_ok(origin, host_of(buf), allowed) {
+                return Detect::WsForeign;
+            }
+            return Detect::Ws(accept, from_query());
+        }
         Handshake::Reject(why) => {
             let mut out = Vec::new();
             handshake::reject_reply(why, b"", &mut out);
@@ -307,6 +342,30 @@ impl Reactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn websocket_origins() {
+        let none: &[String] = &[];
+        assert!(ws_origin_ok(None, Some(b"x"), none));
+        assert!(ws_origin_ok(
+            Some(b"https://rpl.example:8088"),
+            Some(b"RPL.example:8088"),
+            none
+        ));
+        assert!(!ws_origin_ok(
+            Some(b"https://evil.example"),
+            Some(b"rpl.example"),
+            none
+        ));
+        assert!(ws_origin_ok(
+            Some(b"https://evil.example"),
+            Some(b"rpl.example"),
+            &["*".into()]
+        ));
+        assert!(!ws_origin_ok(Some(b"null"), Some(b"rpl.example"), none));
+        let head = b"GET / HTTP/1.1\r\nX: 1\r\nhost:  a.b:1 \r\n\r\n";
+        assert_eq!(host_of(head), Some(&b"a.b:1"[..]));
+    }
 
     #[test]
     fn query_parameters_are_decoded() {

@@ -90,7 +90,10 @@ impl Reactor {
             Some(id) if id == self.cfg.script_id.as_bytes() => Some("SCRIPT"),
             Some(_) => {
                 // SSE or WebSocket (a GET whose head says so), else long-poll.
-                let (transport, resume, head) = match stream::detect(&c.buf) {
+                let (transport, resume, head) = match stream::detect(
+                    &c.buf,
+                    &self.cfg.allowed_origins,
+                ) {
                     stream::Detect::LongPoll => (Transport::LongPoll, None, None),
                     stream::Detect::WaitHead => {
                         if c.buf.len() > self.cfg.wait_maxlen {
@@ -108,6 +111,17 @@ impl Reactor {
                             &mut head,
                         );
                         (Transport::Ws, resume, Some(head))
+                    }
+                    stream::Detect::WsForeign => {
+                        rlog!(
+                            Debug,
+                            self.storage.counts(),
+                            "{}: DEBUG: WebSocket from a foreign origin refused",
+                            self.who(key)
+                        );
+                        let reply = b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 66\r\n\r\nWebSocket refused: this origin is not listed in ALLOWED_ORIGINS.\r\n";
+                        self.reply_and_close(key, reply);
+                        return;
                     }
                     stream::Detect::Reject(reply) => {
                         self.reply_and_close(key, &reply);
