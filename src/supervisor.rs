@@ -384,8 +384,20 @@ impl Supervisor<'_> {
 }
 
 /// Whether the worker's resident memory exceeds `limit` MB (then says so on stderr).
+/// Memory that cannot be read (the worker hidden by /proc's hidepid once it runs as
+/// SU_USER) is said once per supervisor, and counts as within the limit.
 fn over_limit(c: &Child, limit: f64) -> bool {
-    let mb = sys::rss_bytes(c.id()).unwrap_or(0) as f64 / (1024.0 * 1024.0);
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let Some(bytes) = sys::rss_bytes(c.id()) else {
+        if !SAID.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "realplexor: cannot read the memory of worker {} in /proc: MAX_MEM_MB is not applied",
+                c.id()
+            );
+        }
+        return false;
+    };
+    let mb = bytes as f64 / (1024.0 * 1024.0);
     if mb > limit {
         eprintln!(
             "Daemon process uses {mb:.6} MB of memory which is larger than {limit:.6} MB. Killing..."
