@@ -418,3 +418,27 @@ fn sighup_starts_and_stops_workers_to_match() {
     );
     let _ = WaitClient::register_at(ports.wait_addr(), b"identifier=abc\n");
 }
+
+#[test]
+fn max_mem_mb_recycles_each_worker_on_its_own() {
+    let redis = Redis::start();
+    let ports = Ports::new();
+    let s = Server::start(&format!(
+        "{}\n$CONFIG{{MAX_MEM_MB}} = 0.5;",
+        ports.conf(&redis, 2)
+    ));
+    for k in 0..2 {
+        s.wait_log_count(|l| l.starts_with(&format!("Starting worker {k} of 2.")), 2);
+    }
+    let line = s.wait_stderr(|l| l.starts_with("Daemon process uses "), LOG_TIMEOUT);
+    assert!(
+        line.ends_with("larger than 0.500000 MB. Killing..."),
+        "{line}"
+    );
+    // Each recycled worker was stopped gracefully, never killed.
+    assert!(
+        !s.stderr_text().contains("heavy SIGKILL"),
+        "{}",
+        s.stderr_text()
+    );
+}
