@@ -63,6 +63,9 @@ pub enum State {
     /// IN: a large command reply is being written a slice at a time (see
     /// `reactor::reply_job`); neither EOF nor a flushed write closes it.
     Streaming,
+    /// IN, cluster mode: the push is being appended to the cluster log; the publisher is
+    /// answered once Redis acknowledged it (or refused it).
+    Awaiting,
     /// A final reply is queued; close once it is flushed.
     Closing,
 }
@@ -72,6 +75,19 @@ impl State {
     pub fn keeps_input(self) -> bool {
         matches!(self, State::Reading | State::WsOpen)
     }
+}
+
+/// Which protocol an IN connection speaks (see `api::route`); WAIT connections stay
+/// `Undecided`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Proto {
+    /// Its request line has not said yet.
+    #[default]
+    Undecided,
+    /// The original protocol: one push, processed at half-close.
+    Legacy,
+    /// The HTTP API: Content-Length requests, keep-alive (see `reactor::http_api`).
+    Api,
 }
 
 pub struct Conn {
@@ -95,6 +111,8 @@ pub struct Conn {
     /// WAIT, WebSocket: the message assembler while a fragmented client message is in
     /// progress (None between messages: an idle WebSocket holds no buffer).
     pub ws: Option<Box<crate::websocket::message::Assembler>>,
+    /// IN: the original protocol or the HTTP API.
+    pub proto: Proto,
 }
 
 // A parked socket's footprint is this struct plus its subscriptions: keep it small (the
@@ -135,6 +153,7 @@ impl Conn {
             parsed: None,
             transport: Transport::default(),
             ws: None,
+            proto: Proto::Undecided,
         }
     }
 

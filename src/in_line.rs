@@ -88,6 +88,12 @@ impl Parsed {
     }
 }
 
+/// Whether `login` owns `id` (`login_...`): a login publishes only to its own ids.
+pub fn owned_by(login: &str, id: &str) -> bool {
+    id.strip_prefix(login)
+        .is_some_and(|rest| rest.starts_with('_'))
+}
+
 /// The message body: everything after the first `\r?\n\r?\n` (spec 6.2).
 pub fn body_of(buf: &[u8]) -> Option<&[u8]> {
     let mut i = 0;

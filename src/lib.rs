@@ -12,6 +12,9 @@
 //! - `transport`: what a parked listener is sent and whether it stays (`longpoll`: the
 //!   original's reply body, then close).
 //! - `in_line`, `commands`: IN request parsing (marker, body, 403s) and ONLINE / WATCH / STATS.
+//! - `api`: the HTTP API on the IN line (`POST /pub`, `/online`, `/watch`, `/stats.json`,
+//!   `/metrics`, `/health`): routing by request line, request heads, replies, metrics text;
+//!   `reactor::http_api` drives it on a connection.
 //! - `storage`: channel queues, parked listeners, presence, channel timers, events, gaps;
 //!   `snapshot`: the SNAPSHOT_FILE format.
 //! - `ident`: the `identifier=` marker scanner; `cursor`: cursors and their generator.
@@ -26,6 +29,7 @@
 //!
 //! Comments cite the protocol as `spec N.N`: sections of docs/protocol.md (appendix C there).
 
+pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod commands;

@@ -45,16 +45,16 @@ fn free_port() -> u16 {
 }
 
 /// A `redis-server` child; killed by PID and its temp dir removed on drop.
-struct Redis {
+pub(crate) struct Redis {
     child: Option<Child>,
-    port: u16,
+    pub(crate) port: u16,
     dir: PathBuf,
     extra: Vec<String>,
     unix: bool,
 }
 
 impl Redis {
-    fn start(extra: &[&str]) -> Redis {
+    pub(crate) fn start(extra: &[&str]) -> Redis {
         Redis::start_with(extra, false)
     }
 
@@ -80,7 +80,7 @@ impl Redis {
     }
 
     /// Starts the server (again) on the same port and waits until it accepts.
-    fn launch(&mut self) {
+    pub(crate) fn launch(&mut self) {
         let bin = ["/usr/bin/redis-server", "redis-server"]
             .into_iter()
             .find(|b| !b.starts_with('/') || fs::metadata(b).is_ok())
@@ -122,7 +122,7 @@ impl Redis {
         self.child = Some(child);
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

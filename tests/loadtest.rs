@@ -47,6 +47,14 @@ fn loadtest_publish_with_reparking_listeners() {
 }
 
 #[test]
+fn loadtest_publish_over_the_http_api() {
+    let v = run("publish", &["--pushes", "500", "--api", "http"]);
+    assert_eq!(v["delivered"], 500);
+    assert_eq!(v["in_errors"], 0);
+    assert_eq!(v["api"], "http");
+}
+
+#[test]
 fn loadtest_churn_presence_is_exact() {
     let v = run(
         "churn",

@@ -23,6 +23,8 @@
 //! * `startup`: a start is reported only once the first worker listens (issue 18);
 //! * `config_checks`: what a config file says is applied or reported with file:line (issue 18);
 //! * `gap`, `snapshot`: the gap signal; SNAPSHOT_FILE across restarts;
+//! * `http_api`: the HTTP API on the IN line (publish, keep-alive, errors, credentials,
+//!   JSON commands, health, metrics through the real Prometheus parser);
 //! * `loadtest`: each loadtest scenario once, small, against the real binary;
 //! * `cluster_link`: the cluster mode's Redis link (library level) against a real
 //!   `redis-server` it starts, and against fake servers;
@@ -33,6 +35,7 @@
 
 mod auth;
 mod batching;
+mod cluster;
 mod cluster_link;
 mod commands;
 mod config_checks;
@@ -41,6 +44,7 @@ mod delivery;
 mod first_week;
 mod gap;
 mod hardening;
+mod http_api;
 mod in_line;
 mod loadtest;
 mod php_api;

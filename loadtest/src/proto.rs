@@ -44,6 +44,30 @@ pub fn push_request(ids: &[&str], body: &[u8]) -> Vec<u8> {
     r
 }
 
+/// The same push over the HTTP API (issue 15): `POST /pub?identifier=...` on a keep-alive
+/// connection, answered by a JSON reply.
+pub fn http_push_request(ids: &[&str], body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "POST /pub?identifier={} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
+        ids.join(","),
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// The status code of an HTTP reply.
+pub fn http_status(reply: &[u8]) -> Option<u16> {
+    let line = reply.split(|&c| c == b'\r').next()?;
+    std::str::from_utf8(line)
+        .ok()?
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// An aux command (`online ch_`, `watch 12 ch_`) as the PHP client sends it.
 pub fn command_request(cmd: &str) -> Vec<u8> {
     let body = format!("{cmd}\n");

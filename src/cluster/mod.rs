@@ -10,7 +10,9 @@
 //! Uses: `cursor` (stream_id), `mio` and `log` (link). Nothing here owns a Poll or a thread.
 
 pub mod addr;
+pub mod entry;
 pub mod link;
 pub mod resp;
+pub mod scripts;
 mod sock;
 pub mod stream_id;

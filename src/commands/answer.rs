@@ -27,10 +27,14 @@ pub enum Answer {
     Nothing,
 }
 
-/// One line (or fixed text) of a reply, as taken from storage.
-enum Piece {
+/// One line (or fixed text) of a reply, as taken from storage (`json` renders the same
+/// pieces for the HTTP API).
+pub(super) enum Piece {
     Static(&'static str),
-    Text(Box<str>),
+    /// WATCH without a usable cursor: `FAKE pos:FAKE`.
+    Fake(u64),
+    /// WATCH: `kind pos:id`.
+    Event(&'static str, u64, Box<str>),
     /// ONLINE: `id count`.
     Online(Rc<str>, usize),
     /// STATS [data_to_send]: `id => [cursor: Nb, limited by (a, b)], ...`.
@@ -44,7 +48,7 @@ enum Piece {
 }
 
 /// Opaque connection token for STATS (`(0x...)`).
-fn token(c: ConnId) -> u64 {
+pub(super) fn token(c: ConnId) -> u64 {
     (u64::from(c.gen) << 24) | u64::from(c.key)
 }
 
@@ -53,7 +57,8 @@ impl Piece {
         // Writing into a Vec cannot fail.
         let _ = match self {
             Piece::Static(s) => out.write_all(s.as_bytes()),
-            Piece::Text(s) => out.write_all(s.as_bytes()),
+            Piece::Fake(pos) => writeln!(out, "FAKE {pos}:FAKE"),
+            Piece::Event(kind, pos, id) => writeln!(out, "{kind} {pos}:{id}"),
             Piece::Online(id, n) => writeln!(out, "{id} {n}"),
             Piece::Queue(id, items) => {
                 let _ = write!(out, "{id} => ");
@@ -96,7 +101,7 @@ impl Piece {
 
 /// A reply body taken from storage at one instant, written a slice of pieces at a time.
 pub struct Reply {
-    pieces: Vec<Piece>,
+    pub(super) pieces: Vec<Piece>,
 }
 
 impl Reply {
@@ -154,15 +159,32 @@ impl Filter<'_> {
 }
 
 pub fn answer(cmd: &Command, storage: &Storage, login: Option<&str>) -> Answer {
+    answer_with(cmd, storage, login, None)
+}
+
+/// As `answer`, with ONLINE taken from `online` (id, count; sorted by id) when given: the
+/// cluster-wide view in cluster mode.
+pub fn answer_with(
+    cmd: &Command,
+    storage: &Storage,
+    login: Option<&str>,
+    online: Option<Vec<(Rc<str>, usize)>>,
+) -> Answer {
     let arg = cmd.arg.as_deref().unwrap_or("").trim();
     match cmd.kind {
         Kind::Online => {
             let f = prefixes(arg.split_whitespace(), login);
-            let pieces: Vec<Piece> = storage
-                .online()
+            let list = online.unwrap_or_else(|| {
+                storage
+                    .online()
+                    .into_iter()
+                    .map(|(id, n)| (id.clone(), n))
+                    .collect()
+            });
+            let pieces: Vec<Piece> = list
                 .into_iter()
                 .filter(|(id, _)| f.matches(id))
-                .map(|(id, n)| Piece::Online(id.clone(), n))
+                .map(|(id, n)| Piece::Online(id, n))
                 .collect();
             let log = format!("sending {} online identifiers", pieces.len());
             Answer::Text {
@@ -188,10 +210,9 @@ fn watch(arg: &str, storage: &Storage, login: Option<&str>) -> Answer {
     let mut words = arg.split_whitespace();
     let cursor = words.next().unwrap_or("");
     let Some(from) = perl_watch_cursor(cursor) else {
-        let body = format!("FAKE {}:FAKE\n", storage.events().last_pos());
         return Answer::Text {
             reply: Reply {
-                pieces: vec![Piece::Text(body.into())],
+                pieces: vec![Piece::Fake(storage.events().last_pos())],
             },
             log: "sending 1 events".into(),
         };
@@ -213,7 +234,7 @@ fn watch(arg: &str, storage: &Storage, login: Option<&str>) -> Answer {
     let pieces = picked
         .iter()
         .rev()
-        .map(|e| Piece::Text(format!("{} {}:{}\n", e.kind.name(), e.pos, e.id).into()))
+        .map(|e| Piece::Event(e.kind.name(), e.pos, e.id.into()))
         .collect();
     Answer::Text {
         reply: Reply { pieces },

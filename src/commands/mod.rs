@@ -4,11 +4,13 @@
 //! Structure: `find(buf, at_eof) -> Option<Command { kind, arg }>` reproduces the original's
 //! `(?:^|\r?\n\r?\n)(ONLINE|STATS|WATCH)(?:\s+([^\r\n]*))?(?:\r?\n\r?\n|$)` search
 //! (case-insensitive, `$` only at EOF).
+//! `json` writes the same answers as JSON for the HTTP API.
 //! Uses: nothing internal (answer: storage, cursor, types).
 
 mod answer;
+pub mod json;
 
-pub use answer::{answer, Answer, Reply};
+pub use answer::{answer, answer_with, Answer, Reply};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Kind {

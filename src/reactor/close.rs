@@ -80,6 +80,7 @@ impl Reactor {
             log::log_enabled!(Debug).then(|| (self.who(key).to_string(), self.name_prefix(key)));
         // Closing the socket removes it from epoll: no deregister call needed.
         let mut c = self.conns.remove(key);
+        self.counters.closed(c.line);
         self.closed_since_trim += 1;
         if let Some(t) = c.timer.take() {
             self.timers.cancel(t);

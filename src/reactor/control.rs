@@ -82,7 +82,13 @@ impl Reactor {
         let waits: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.line == Line::Wait && c.out.is_none())
+            .filter(|(_, c)| {
+                // WAIT connections, and HTTP API connections idle between requests.
+                let idle_api = c.proto == crate::conn::Proto::Api
+                    && c.state == State::Reading
+                    && c.buf.is_empty();
+                (c.line == Line::Wait || idle_api) && c.out.is_none()
+            })
             .map(|(k, _)| k)
             .collect();
         for k in waits {
@@ -129,7 +135,12 @@ impl Reactor {
             }
             // Compat: SU_* need a fresh process, as in the original; WAIT_TIMEOUT and
             // IN_TIMEOUT apply to new connections live, and addresses are rebound live.
-            if key.starts_with("SU_") {
+            // Cluster mode's Redis and key prefix are fixed for a worker's life (its links
+            // and its position in the log): a fresh worker catches up under the new ones.
+            if key.starts_with("SU_")
+                || key.as_str() == "CLUSTER_REDIS"
+                || key.as_str() == "CLUSTER_PREFIX"
+            {
                 rlog!(
                     Info,
                     self.storage.counts(),
@@ -159,9 +170,13 @@ impl Reactor {
             }
         }
         self.count_base_fds();
+        if let Some(c) = self.cluster.as_deref_mut() {
+            c.set_maxlen(new.cluster_maxlen);
+        }
         logging::set_verbosity(new.verbosity);
         self.limits = limits_of(&new);
         self.cfg = new;
+        self.counters.reloads += 1;
         None
     }
 }

@@ -78,6 +78,11 @@ impl Reactor {
         }
         let done = self.write_or_close(key, &out.body);
         self.counters.deliveries += 1;
+        match transport {
+            Transport::Sse => self.counters.deliveries_sse += 1,
+            Transport::Ws => self.counters.deliveries_ws += 1,
+            Transport::LongPoll => {}
+        }
         rlog!(
             Debug,
             self.storage.counts(),

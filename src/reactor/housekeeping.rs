@@ -56,10 +56,13 @@ impl Reactor {
                 self.on_stream_timer(key, now);
                 continue;
             }
-            let dropped = self
-                .conns
-                .get(key)
-                .and_then(|c| c.parsed.as_ref().map(|_| c.buf.len()));
+            // A push under way: the original protocol's (its marker was read) or an HTTP
+            // API `POST /pub` whose body has not all arrived.
+            let dropped = self.conns.get(key).and_then(|c| {
+                let api_push =
+                    c.proto == crate::conn::Proto::Api && c.buf.starts_with(b"POST /pub");
+                (c.parsed.is_some() || api_push).then_some(c.buf.len())
+            });
             rlog!(
                 Debug,
                 self.storage.counts(),

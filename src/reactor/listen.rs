@@ -130,6 +130,11 @@ impl Reactor {
         if wait_line && self.wait_paused_until.is_some_and(|t| t > now) {
             return;
         }
+        // Cluster mode: no WAIT connection before the retained log is applied (they wait
+        // in the kernel's queue; catching up sets accept_more).
+        if wait_line && self.cluster.as_deref().is_some_and(|c| !c.caught_up()) {
+            return;
+        }
         let mut accepted = 0;
         loop {
             if accepted == ACCEPT_BATCH {
@@ -232,6 +237,7 @@ impl Reactor {
             }
         );
         self.conns.insert(conn);
+        self.counters.opened(line);
         // Optimistic read: the request is often here already (always, with
         // TCP_DEFER_ACCEPT), and then a publisher's whole request (data and FIN) is served
         // and closed without ever being registered with epoll. On IN, read until

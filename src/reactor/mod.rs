@@ -9,12 +9,17 @@
 //! Structure: `conns: Slab<Conn>` (token = slab key), listener tokens from `LISTENER_BASE`
 //! up; `closing` collects connections that got their final reply during this turn, closed
 //! after the handler that served them finished (so logs come in the original's order).
+//! IN connections are routed by their request line (`http_api`): the original protocol
+//! (`publish`) or the HTTP API.
 //! Uses: everything below it.
 
 mod close;
+mod cluster;
+mod cluster_presence;
 mod control;
 mod deliver;
 mod housekeeping;
+mod http_api;
 mod listen;
 mod persist;
 mod publish;
@@ -128,6 +133,8 @@ pub struct Reactor {
     wake_ins: Vec<ConnId>,
     /// Command replies being written in slices (see `reply_job`).
     jobs: Vec<(ConnId, reply_job::Job)>,
+    /// Cluster mode: the Redis links and the log position (see `cluster`).
+    cluster: Option<Box<cluster::Cluster>>,
     /// Where accepted pushes go (see `source`).
     msg_source: Source,
     signals: Option<SignalFd>,
@@ -178,6 +185,7 @@ impl Reactor {
             last_trim: Instant::now(),
             source: None,
             msg_source: Source::Local,
+            cluster: None,
             counters: Counters::default(),
             jobs: Vec::new(),
             wake: Vec::new(),
@@ -192,6 +200,11 @@ impl Reactor {
         r.storage.set_history_start(start);
         let addrs = wanted_addrs(&r.cfg);
         r.listeners = r.bind_all(Vec::new(), &addrs)?;
+        if let Some(target) = r.cfg.cluster.clone() {
+            r.cluster = Some(Box::new(cluster::Cluster::new(&target, &r.cfg)));
+            r.msg_source = Source::Cluster;
+            r.storage.shared_presence = Some(Box::default());
+        }
         Ok(r)
     }
 
@@ -228,6 +241,10 @@ impl Reactor {
             }));
             for &(token, readable, writable, closed) in &ready {
                 let now = Instant::now();
+                if token == cluster::PUB_LINK || token == cluster::READ_LINK {
+                    self.on_link_event(token, readable, writable);
+                    continue;
+                }
                 if token == SIGNAL {
                     if let Some(exit) = self.on_signals(now) {
                         return Ok(exit);
@@ -239,6 +256,9 @@ impl Reactor {
                     None => self.on_event(token.0, readable, writable, closed, now),
                 }
                 self.close_deferred(now);
+            }
+            if self.cluster.is_some() {
+                self.cluster_turn(Instant::now());
             }
             self.flush_deliveries(Instant::now());
             self.close_deferred(Instant::now());
@@ -276,6 +296,9 @@ impl Reactor {
             self.storage.next_deadline(),
             self.accept_paused_until,
             self.wait_paused_until,
+            self.cluster
+                .as_deref()
+                .and_then(cluster::Cluster::next_deadline),
         ]
         .into_iter()
         .flatten()
@@ -293,7 +316,7 @@ impl Reactor {
 
     fn on_event(&mut self, key: usize, readable: bool, writable: bool, closed: bool, now: Instant) {
         if writable {
-            self.on_writable(key);
+            self.on_writable(key, now);
         }
         if readable {
             self.on_readable(key, closed, now);
@@ -328,7 +351,7 @@ impl Reactor {
         }
     }
 
-    fn on_writable(&mut self, key: usize) {
+    fn on_writable(&mut self, key: usize, now: Instant) {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
@@ -340,6 +363,9 @@ impl Reactor {
                         .reregister(&mut c.sock, Token(key), Interest::READABLE);
                 if c.state == State::Closing {
                     self.finish(key);
+                } else if c.proto == crate::conn::Proto::Api {
+                    // Pipelined requests waited for this reply to be written.
+                    self.serve_api(key, now);
                 }
             }
             Ok(false) => {}
@@ -396,17 +422,18 @@ impl Reactor {
                     self.on_ws_data(key, now)
                 }
                 Line::Wait => self.on_wait_data(key, r.bytes, now),
-                Line::In => self.on_in_data(key),
+                Line::In => self.on_in_bytes(key, now),
             }
         }
         if r.eof && self.conns.contains(key) {
             if line == Line::In {
-                self.on_in_eof(key, now);
+                self.on_in_end(key, now);
             }
             // A final reply still being written (a large ONLINE answer to a publisher that
             // half-closed) is finished by on_writable; anything else closes now.
             let flushing = self.conns.get(key).is_some_and(|c| {
-                c.state == State::Streaming || (c.state == State::Closing && c.out.is_some())
+                matches!(c.state, State::Streaming | State::Awaiting)
+                    || (c.state == State::Closing && c.out.is_some())
             });
             if !flushing {
                 match self.id_of(key) {

@@ -127,10 +127,7 @@ impl Reactor {
         let mut owned: Vec<(Option<Cursor>, Box<str>)> = Vec::with_capacity(pairs.len());
         for (cursor, id) in pairs {
             if let Some(login) = &login {
-                let mine = id
-                    .strip_prefix(login.as_str())
-                    .is_some_and(|rest| rest.starts_with('_'));
-                if !mine {
+                if !in_line::owned_by(login, &id) {
                     rlog!(
                         Debug,
                         self.storage.counts(),
@@ -152,7 +149,7 @@ impl Reactor {
             limiters: limiters.into_boxed_slice(),
             body: body.into(),
         };
-        self.submit(key, p, now);
+        let _ = self.submit(key, p, now);
     }
 
     pub(super) fn run_command(&mut self, key: usize, cmd: Command) {
@@ -177,7 +174,7 @@ impl Reactor {
             .get(key)
             .and_then(|c| c.parsed.as_ref())
             .and_then(|p| p.login.clone());
-        let answer = commands::answer(&cmd, &self.storage, login.as_deref());
+        let answer = self.answer_command(&cmd, login.as_deref());
         match answer {
             commands::Answer::Text { reply, log } => {
                 rlog!(

@@ -19,11 +19,14 @@ pub(super) enum Source {
     /// This process's storage, at once (the embedded mode).
     #[default]
     Local,
+    /// The cluster log: appended first, applied when read back (see `cluster`).
+    Cluster,
 }
 
 impl Reactor {
-    /// Hands a push accepted on IN connection `key` to the message source.
-    pub(super) fn submit(&mut self, key: usize, p: Publication, now: Instant) {
+    /// Hands a push accepted on IN connection `key` to the message source. Returns the
+    /// cursor generated for its cursor-less ids, when the source knows it at once.
+    pub(super) fn submit(&mut self, key: usize, p: Publication, now: Instant) -> Option<Cursor> {
         match self.msg_source {
             Source::Local => {
                 // "Now" is taken here, when the message is applied, not when its marker was
@@ -33,7 +36,12 @@ impl Reactor {
                 // one "now" per request, shared by its cursor-less ids).
                 let stamp = p.needs_stamp().then(|| self.stamp());
                 let who = log::log_enabled!(Debug).then(|| self.who(key).to_string());
-                self.apply_publication(p, stamp, now, who.as_deref());
+                self.apply_publication(p, stamp.clone(), now, who.as_deref());
+                stamp
+            }
+            Source::Cluster => {
+                self.submit_to_cluster(key, p);
+                None
             }
         }
     }

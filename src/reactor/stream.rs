@@ -261,7 +261,7 @@ impl Reactor {
                 for (name, cursor) in subs {
                     let cursor = match cursor {
                         Some(c) => c,
-                        None => stamp.get_or_insert_with(|| self.stamp()).clone(),
+                        None => stamp.get_or_insert_with(|| self.listen_now()).clone(),
                     };
                     match pairs.iter_mut().find(|(_, n)| **n == *name) {
                         Some(p) => p.0 = cursor,

@@ -125,7 +125,9 @@ impl Reactor {
                         None => match &resume {
                             Some(r) => r.cursor_for(it.id),
                             None => gen_now
-                                .get_or_insert_with(|| self.cursors.next(SystemTime::now()))
+                                .get_or_insert_with(|| {
+                                    cluster::listen_now(&mut self.cursors, self.cluster.as_deref())
+                                })
                                 .clone(),
                         },
                     };

@@ -37,6 +37,8 @@ impl Storage {
                     msg: msg.clone(),
                 },
             );
+            self.queued_items += 1;
+            self.queued_bytes += msg.data.len() as u64;
             match c.cleanup.take() {
                 Some(k) => {
                     self.timers.cancel(k);
@@ -64,6 +66,9 @@ impl Storage {
                         self.gaps.dropped(*id, &newest.cursor);
                     }
                     self.trimmed_items += dropped as u64;
+                    let bytes: usize = q.iter().skip(max).map(|it| it.msg.data.len()).sum();
+                    self.queued_items = self.queued_items.saturating_sub(dropped as u64);
+                    self.queued_bytes = self.queued_bytes.saturating_sub(bytes as u64);
                     q.truncate(max);
                     self.trims.push((*id, dropped));
                 }
@@ -88,8 +93,14 @@ impl Storage {
             ChanTimer::Cleanup(id) => {
                 let c = self.channels.get_mut(id as usize)?;
                 c.cleanup = None;
-                if let Some(newest) = c.queue.take().as_ref().and_then(|q| q.front()) {
-                    self.gaps.dropped(id, &newest.cursor);
+                if let Some(q) = c.queue.take() {
+                    if let Some(newest) = q.front() {
+                        self.gaps.dropped(id, &newest.cursor);
+                    }
+                    let bytes: usize = q.iter().map(|it| it.msg.data.len()).sum();
+                    self.cleaned_items += q.len() as u64;
+                    self.queued_items = self.queued_items.saturating_sub(q.len() as u64);
+                    self.queued_bytes = self.queued_bytes.saturating_sub(bytes as u64);
                 }
                 self.counts.cleanup_timers -= 1;
                 self.counts.data_to_send -= 1;
@@ -103,8 +114,7 @@ impl Storage {
     /// Stores the offline event for an id that `expire_one` took offline (after the caller
     /// logged it, the original's order).
     pub fn record_offline(&mut self, name: &Rc<str>, lim: &Limits) {
-        self.events
-            .push(EventKind::Offline, name, lim.event_chain_len);
+        self.local_transition(EventKind::Offline, name, lim.event_chain_len);
         if let Some(id) = self.lookup(name) {
             self.forget_if_unused(id);
         }

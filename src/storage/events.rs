@@ -165,6 +165,30 @@ impl Events {
         }
     }
 
+    /// Cluster mode: appends an event numbered by the cluster. Positions already held are
+    /// skipped; a jump (events trimmed from the shared log before this worker read them)
+    /// starts a new chain at `pos`.
+    pub fn push_at(&mut self, pos: u64, kind: EventKind, id: &str, chain_len: usize) {
+        if pos < self.next_pos {
+            return;
+        }
+        if pos > self.next_pos {
+            // Positions in a chain are implicit (first + index): close the current one.
+            if let Some(c) = self.chains.back_mut() {
+                c.ends.shrink_to_fit();
+            }
+            self.chains.push_back(Chain {
+                first_pos: pos,
+                text: String::new(),
+                ends: Vec::new(),
+            });
+            self.next_pos = pos;
+            // The new chain may fill past chain_len before the next one starts; bounded by
+            // MAX_CHAINS all the same.
+        }
+        self.push(kind, id, chain_len);
+    }
+
     /// Retained events, oldest first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = Event<'_>> {
         self.chains

@@ -177,6 +177,12 @@ pub struct Storage {
     counts: Counts,
     /// Items dropped by MAX_DATA_FOR_ID trimming since start.
     pub trimmed_items: u64,
+    /// Items deleted with their queue by CLEAN_ID_AFTER since start.
+    pub cleaned_items: u64,
+    /// Items in all queues, and their body bytes (per item: a body queued under n ids
+    /// counts n times), kept on push, trim and clean (for `/metrics`; never scanned).
+    pub queued_items: u64,
+    pub queued_bytes: u64,
     /// (channel, items dropped) by trims not yet reported (see `take_trims`).
     trims: Vec<(ChannelId, usize)>,
     /// Scratch for delivery runs (kept to avoid an allocation per listener).
@@ -185,6 +191,19 @@ pub struct Storage {
     freed: usize,
     /// What was dropped, for the gap signal.
     gaps: gaps::Gaps,
+    /// Cluster mode: presence is shared (see `presence_out`).
+    pub shared_presence: Option<Box<SharedPresence>>,
+}
+
+/// Cluster mode's view of local presence: instead of numbering its own online/offline
+/// events, storage hands each local transition to the reactor (which reports it to the
+/// cluster; the cluster-wide events come back numbered and are replayed with
+/// `Events::push_at`), and notes the channels whose listener count changed (sent in
+/// batches).
+#[derive(Debug, Default)]
+pub struct SharedPresence {
+    pub transitions: Vec<(EventKind, Rc<str>)>,
+    pub count_changed: Vec<ChannelId>,
 }
 
 impl Storage {
@@ -201,6 +220,33 @@ impl Storage {
 
     pub fn events(&self) -> &Events {
         &self.events
+    }
+
+    /// Cluster mode: the event history is the cluster's, replayed here.
+    pub fn events_mut(&mut self) -> &mut Events {
+        &mut self.events
+    }
+
+    /// An id went online or offline here: numbered locally, or reported to the cluster.
+    pub(super) fn local_transition(&mut self, kind: EventKind, name: &Rc<str>, chain_len: usize) {
+        match self.shared_presence.as_deref_mut() {
+            Some(p) => p.transitions.push((kind, name.clone())),
+            None => self.events.push(kind, name, chain_len),
+        }
+    }
+
+    /// Cluster mode: a channel's listener count changed.
+    pub(super) fn count_changed(&mut self, id: ChannelId) {
+        if let Some(p) = self.shared_presence.as_deref_mut() {
+            p.count_changed.push(id);
+        }
+    }
+
+    /// The listener count of an id here (0 when unknown).
+    pub fn local_count(&self, id: ChannelId) -> usize {
+        self.channels
+            .get(id as usize)
+            .map_or(0, |c| c.waiters.len())
     }
 
     /// The channel for `name`, created if missing.
@@ -220,6 +266,11 @@ impl Storage {
         self.gaps.known_again(id, &name);
         self.names.insert(name, id);
         id
+    }
+
+    /// How many channels (ids) exist.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
     }
 
     pub fn lookup(&self, name: &str) -> Option<ChannelId> {

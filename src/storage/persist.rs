@@ -128,13 +128,21 @@ impl Storage {
                 continue;
             };
             n.items += q.items.len();
+            let bytes: usize = q.items.iter().map(|(_, m)| m.data.len()).sum();
+            self.queued_items += q.items.len() as u64;
+            self.queued_bytes += bytes as u64;
             let queue: VecDeque<Item> = q
                 .items
                 .into_iter()
                 .map(|(cursor, msg)| Item { cursor, msg })
                 .collect();
-            if c.queue.replace(queue).is_none() {
-                self.counts.data_to_send += 1;
+            match c.queue.replace(queue) {
+                None => self.counts.data_to_send += 1,
+                Some(old) => {
+                    let bytes: usize = old.iter().map(|it| it.msg.data.len()).sum();
+                    self.queued_items = self.queued_items.saturating_sub(old.len() as u64);
+                    self.queued_bytes = self.queued_bytes.saturating_sub(bytes as u64);
+                }
             }
             if let Some(old) = c.cleanup.replace(key) {
                 self.timers.cancel(old);

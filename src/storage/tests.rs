@@ -106,6 +106,8 @@ fn one_message_to_two_ids_is_one_block_and_trim_keeps_newest() {
     let d = [d];
     assert_eq!(bodies(&d[0]), ["abc=2+def=2:bb", "abc=3+def=3:ccc"]);
     assert_eq!(s.trimmed_items, 2);
+    // Two items of "bb" and "ccc" per id are left (MAX_DATA_FOR_ID = 2).
+    assert_eq!((s.queued_items, s.queued_bytes), (4, 10));
     s.check_invariants();
 }
 
@@ -165,6 +167,7 @@ fn offline_and_cleanup_timers_forget_channels() {
         s.check_invariants();
     }
     assert_eq!(got.len(), 2);
+    assert_eq!((s.cleaned_items, s.queued_items, s.queued_bytes), (1, 0, 0));
     assert_eq!(
         s.counts(),
         Counts {

@@ -19,6 +19,15 @@ impl Storage {
         v
     }
 
+    /// The channels online here (cluster mode sends their counts).
+    pub fn online_channel_ids(&self) -> Vec<ChannelId> {
+        self.channels
+            .iter()
+            .filter(|(_, c)| c.online)
+            .map(|(k, _)| k as ChannelId)
+            .collect()
+    }
+
     /// Every channel, sorted by id bytes, for STATS.
     pub fn channel_views(&self) -> Vec<ChannelView<'_>> {
         let mut v: Vec<ChannelView<'_>> = self
@@ -73,6 +82,7 @@ impl Storage {
         }
         assert_eq!(attached, self.counts.pairs_by_fhs);
         let mut counts = Counts::default();
+        let (mut items, mut bytes) = (0u64, 0u64);
         for (id, c) in &self.channels {
             assert_eq!(self.names.get(&c.name), Some(&(id as ChannelId)));
             counts.data_to_send += usize::from(c.queue.is_some());
@@ -81,6 +91,8 @@ impl Storage {
             counts.cleanup_timers += usize::from(c.cleanup.is_some());
             assert_eq!(c.queue.is_some(), c.cleanup.is_some());
             if let Some(q) = &c.queue {
+                items += q.len() as u64;
+                bytes += q.iter().map(|it| it.msg.data.len() as u64).sum::<u64>();
                 for w in q.iter().collect::<Vec<_>>().windows(2) {
                     assert!(!w[1].cursor.is_after(&w[0].cursor), "queue order");
                 }
@@ -95,5 +107,7 @@ impl Storage {
         assert_eq!(counts.connected_fhs, self.counts.connected_fhs);
         assert_eq!(counts.online_timers, self.counts.online_timers);
         assert_eq!(counts.cleanup_timers, self.counts.cleanup_timers);
+        assert_eq!(items, self.queued_items, "queued items counter");
+        assert_eq!(bytes, self.queued_bytes, "queued bytes counter");
     }
 }

@@ -65,12 +65,16 @@ impl Storage {
             if let Some(k) = c.countdown.take() {
                 self.timers.cancel(k);
             }
-            if !c.online {
+            let went_online = !c.online;
+            if went_online {
                 c.online = true;
                 self.counts.online_timers += 1;
-                self.events
-                    .push(EventKind::Online, &c.name, lim.event_chain_len);
             }
+            let name = c.name.clone();
+            if went_online {
+                self.local_transition(EventKind::Online, &name, lim.event_chain_len);
+            }
+            self.count_changed(s.channel);
         }
         self.counts.pairs_by_fhs += 1;
         let key = self.listeners.insert(Listener {
@@ -140,6 +144,9 @@ impl Storage {
                 continue;
             }
             c.waiters.swap_remove(pos);
+            if let Some(p) = self.shared_presence.as_deref_mut() {
+                p.count_changed.push(channel);
+            }
             if c.waiters.is_empty() {
                 self.counts.connected_fhs -= 1;
                 c.waiters = Vec::new();

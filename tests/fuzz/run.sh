@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 secs=180
 if [ "${1:-}" = "-t" ]; then secs=$2; shift 2; fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(ident http_head commands in_body config resp)
+[ ${#targets[@]} -gt 0 ] || targets=(ident http_head commands in_body config resp ws_frame)
 mkdir -p tests/fuzz/logs
 for t in "${targets[@]}"; do
     mkdir -p "tests/fuzz/corpus/$t"

@@ -16,7 +16,12 @@ use realplexor::config::{self, DEFAULT_CONF};
 use realplexor::http::{self, parse_head, Head};
 use realplexor::ident::{items, scan, Scan};
 use realplexor::in_line::{body_of, Parsed};
+use realplexor::sse;
 use realplexor::storage::Storage;
+use realplexor::websocket::commands::{self as ws_commands, Command as WsCommand};
+use realplexor::websocket::frame as ws_frame;
+use realplexor::websocket::handshake::{self, Handshake};
+use realplexor::websocket::message::{Assembler, Message};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -341,4 +346,90 @@ fn fuzz_regressions() {
     // ident: the resume hint of a grown buffer may differ from the prefix's; only the
     // marker found must agree (a mistaken assertion in the first ident target).
     check_ident(&[255, 1, 101, 10, 110, 13, 9, 105, 10]);
+}
+
+/// The `ws_frame` target's reader: `stream` read in pieces of `piece` bytes through the
+/// assembler, each text message through the command parser; what came out, in order, and
+/// the bytes left over (`None` after a close verdict).
+fn ws_run(stream: &[u8], max: usize, piece: usize) -> (Vec<String>, Option<usize>) {
+    let mut a = Assembler::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for chunk in stream.chunks(piece.max(1)) {
+        pending.extend_from_slice(chunk);
+        loop {
+            match a.next_message(&pending, max) {
+                Ok((used, m)) => {
+                    assert!(used <= pending.len());
+                    pending.drain(..used);
+                    let Some(m) = m else { break };
+                    match &m {
+                        Message::Text(t) => {
+                            assert!(t.len() <= max);
+                            match ws_commands::parse(t) {
+                                Ok(WsCommand::Subscribe(v)) => {
+                                    assert!(v.len() <= ws_commands::MAX_IDS);
+                                    assert!(v.iter().all(|(id, _)| ws_commands::is_id(id)));
+                                }
+                                Ok(WsCommand::Unsubscribe(v)) => {
+                                    assert!(v.len() <= ws_commands::MAX_IDS);
+                                    assert!(v.iter().all(|id| ws_commands::is_id(id)));
+                                }
+                                Err(e) => ws_frame::close(e.code, &e.message, &mut out),
+                            }
+                        }
+                        Message::Ping(p) => ws_frame::pong(p, &mut out),
+                        Message::Pong(p) => assert!(p.len() <= ws_frame::MAX_CONTROL),
+                        Message::Close(Some(c)) => ws_frame::close(*c, "", &mut out),
+                        Message::Close(None) => ws_frame::close_empty(&mut out),
+                    }
+                    seen.push(format!("{m:?}"));
+                }
+                Err(close) => {
+                    ws_frame::close(close.code, close.reason, &mut out);
+                    seen.push(format!("{close:?}"));
+                    return (seen, None);
+                }
+            }
+        }
+    }
+    (seen, Some(pending.len()))
+}
+
+/// The `ws_frame` fuzz target's checks: byte 0 picks the size limit, byte 1 the read size;
+/// read in pieces, the stream gives what it gives read at once. The whole input also goes
+/// through the WebSocket handshake and the SSE request check as a head.
+fn check_ws_frame(data: &[u8]) {
+    match handshake::check(data) {
+        Handshake::Upgrade { accept, .. } => {
+            handshake::switching_protocols(&accept, b"", &mut Vec::new())
+        }
+        Handshake::Reject(r) => handshake::reject_reply(r, b"", &mut Vec::new()),
+        Handshake::Partial | Handshake::NotWebSocket => {}
+    }
+    if let Some(r) = sse::sse_request(data) {
+        sse::event(r.last_event_id, Some(b"gap"), data, &mut Vec::new());
+    }
+    let [limit, piece, stream @ ..] = data else {
+        return;
+    };
+    let max = [0usize, 16, 125, 5120][usize::from(*limit & 3)];
+    if let Ok(Some((f, used))) = ws_frame::decode(stream, max) {
+        assert!(used <= stream.len() && f.payload.len() <= max);
+    }
+    let whole = ws_run(stream, max, stream.len());
+    if *piece != 0 {
+        assert_eq!(ws_run(stream, max, usize::from(*piece)), whole);
+    }
+}
+
+#[test]
+fn mutation_websocket_frames_commands_and_sse() {
+    mutation_run(
+        "ws_frame",
+        iterations(50_000),
+        0x3C6E_F372_FE94_F82B,
+        check_ws_frame,
+    );
 }

@@ -12,6 +12,13 @@
  *   $rpl->send(array("alpha", "beta"), array("text" => "hello"));
  *   print_r($rpl->cmdOnline());
  *
+ * With $api = "http" (or Dklab_Realplexor::$defaultApi = "http") the calls go
+ * to the server's HTTP API instead (POST /pub, GET /online, GET /watch) over
+ * one keep-alive connection reused by every call (reopened when the server
+ * closed it while idle); credentials go as Authorization: Basic, and send()
+ * returns the server's reply (array("cursor" => ..., "ids" => ..., "skipped"
+ * => ...)). Same methods, same exceptions (getCode() is the HTTP status).
+ *
  * @version 1.50
  */
 class Dklab_Realplexor
@@ -24,19 +31,51 @@ class Dklab_Realplexor
     private $_identifier;
     private $_login;
     private $_password;
+    /** "legacy" (a connection per call, half-closed) or "http" (keep-alive HTTP API). */
+    private $_api;
+    /** The keep-alive connection of the HTTP API, and bytes read past the last reply. */
+    private $_conn = null;
+    private $_inbuf = "";
+
+    /** The protocol of objects built without an explicit $api. */
+    public static $defaultApi = "legacy";
 
     /**
      * @param string $host        Host of the IN line.
      * @param string $port        Port of the IN line (443 means ssl://, through a TLS proxy).
      * @param string $namespace   Prefix of every id, or null.
      * @param string $identifier  The server's IDENTIFIER.
+     * @param string $api         "legacy" (default) or "http" (the HTTP API, keep-alive).
      */
-    public function __construct($host, $port, $namespace = null, $identifier = "identifier")
+    public function __construct($host, $port, $namespace = null, $identifier = "identifier", $api = null)
     {
         $this->_host = $host;
         $this->_port = $port;
         $this->_namespace = $namespace;
         $this->_identifier = $identifier;
+        $this->_api = $api === null ? self::$defaultApi : $api;
+        if ($this->_api !== "legacy" && $this->_api !== "http") {
+            throw new Dklab_Realplexor_Exception("api must be \"legacy\" or \"http\", \"{$this->_api}\" given");
+        }
+    }
+
+    public function __destruct()
+    {
+        $this->close();
+    }
+
+    /**
+     * Close the keep-alive connection of the HTTP API (the next call reopens it).
+     *
+     * @return void
+     */
+    public function close()
+    {
+        if ($this->_conn) {
+            @fclose($this->_conn);
+        }
+        $this->_conn = null;
+        $this->_inbuf = "";
     }
 
     /**
@@ -71,7 +110,7 @@ class Dklab_Realplexor
      * @param mixed $idsAndCursors   array(id => cursor, ...), array(id, ...) or a single id.
      * @param mixed $data            Anything json_encode accepts.
      * @param array $showOnlyForIds  Show the message only to browsers that also listen to one of these ids.
-     * @return void
+     * @return array|null  With the HTTP API, the server's reply (cursor, ids, skipped).
      */
     public function send($idsAndCursors, $data, $showOnlyForIds = null)
     {
@@ -99,7 +138,12 @@ class Dklab_Realplexor
                 $items[] = "*" . $this->_namespace . $id;
             }
         }
+        if ($this->_api === "http") {
+            $target = "/pub?identifier=" . str_replace("%2C", ",", rawurlencode(implode(",", $items)));
+            return json_decode($this->_http("POST", $target, $json), true);
+        }
         $this->_send(implode(",", $items), $json);
+        return null;
     }
 
     /**
@@ -111,6 +155,14 @@ class Dklab_Realplexor
      */
     public function cmdOnlineWithCounters($idPrefixes = null)
     {
+        if ($this->_api === "http") {
+            $counts = json_decode($this->_http("GET", "/online?counters=1" . $this->_prefixQuery($this->_prefixes($idPrefixes))), true);
+            $result = array();
+            foreach ((array)$counts as $id => $n) {
+                $result[$this->_stripNamespace((string)$id)] = (string)$n;
+            }
+            return $result;
+        }
         $reply = $this->_sendCmd("online", $this->_prefixes($idPrefixes));
         $result = array();
         if (trim($reply) === "") {
@@ -154,6 +206,18 @@ class Dklab_Realplexor
         if (!preg_match('/^[\d.]+$/', (string)$fromPos)) {
             throw new Dklab_Realplexor_Exception("Position value must be numeric, \"$fromPos\" given");
         }
+        if ($this->_api === "http") {
+            $got = json_decode($this->_http("GET", "/watch?from=$fromPos" . $this->_prefixQuery($this->_prefixes($idPrefixes))), true);
+            $events = array();
+            foreach ((array)$got as $e) {
+                $events[] = array(
+                    'event' => $e['event'],
+                    'pos'   => (string)$e['pos'],
+                    'id'    => $fromPos ? $this->_stripNamespace($e['id']) : $e['id'],
+                );
+            }
+            return $events;
+        }
         $reply = trim($this->_sendCmd("watch $fromPos", $this->_prefixes($idPrefixes)));
         $events = array();
         if ($reply === "") {
@@ -194,6 +258,125 @@ class Dklab_Realplexor
     {
         $ns = (string)$this->_namespace;
         return $ns !== "" && strpos($id, $ns) === 0 ? substr($id, strlen($ns)) : $id;
+    }
+
+    private function _prefixQuery($prefixes)
+    {
+        return $prefixes ? "&prefix=" . str_replace("%2C", ",", rawurlencode(implode(",", $prefixes))) : "";
+    }
+
+    /**
+     * One HTTP API request on the keep-alive connection; returns the 200 reply's
+     * body. A connection the server closed while idle is reopened and the request
+     * sent again; a request the server may have processed is never repeated.
+     */
+    private function _http($method, $target, $body = "")
+    {
+        $request = "$method $target HTTP/1.1\r\nHost: {$this->_host}\r\n";
+        if ($method === "POST") {
+            $request .= "Content-Length: " . strlen($body) . "\r\n";
+        }
+        if ($this->_login) {
+            $request .= "Authorization: Basic " . base64_encode($this->_login . ":" . $this->_password) . "\r\n";
+        }
+        $request .= "\r\n" . $body;
+        for ($attempt = 0; ; $attempt++) {
+            $reused = $this->_conn !== null;
+            if (!$reused) {
+                $this->_connect();
+            }
+            try {
+                $this->_writeAll($request);
+                $reply = $this->_readReply();
+                break;
+            } catch (Dklab_Realplexor_Stale $e) {
+                $this->close();
+                if (!$reused || $attempt > 0) {
+                    throw new Dklab_Realplexor_Exception("Connection closed by {$this->_host}:{$this->_port} before a reply");
+                }
+            }
+        }
+        list($status, $headers, $payload) = $reply;
+        if (!preg_match('{^HTTP/[\d.]+ \s+ ((\d+) [^\r\n]*)}six', $status, $m)) {
+            $this->close();
+            throw new Dklab_Realplexor_Exception("Non-HTTP response received:\n" . $status);
+        }
+        if (preg_match('/^Connection:\s*close/mi', $headers)) {
+            $this->close();
+        }
+        if ($m[2] == 413) {
+            throw new Dklab_Realplexor_Exception("Request failed: " . $m[1]
+                . ": message too large for the server's IN_MAXLEN (" . strlen($request) . " bytes sent)\n" . $payload, 413);
+        }
+        if ($m[2] != 200) {
+            throw new Dklab_Realplexor_Exception("Request failed: " . $m[1] . "\n" . $payload, (int)$m[2]);
+        }
+        return $payload;
+    }
+
+    private function _connect()
+    {
+        $host = $this->_port == 443 ? "ssl://" . $this->_host : $this->_host;
+        $errno = 0;
+        $errstr = "";
+        $f = @fsockopen($host, (int)$this->_port, $errno, $errstr, $this->_timeout);
+        if (!$f) {
+            throw new Dklab_Realplexor_Exception("Error #$errno: $errstr");
+        }
+        stream_set_timeout($f, (int)$this->_timeout, (int)(fmod($this->_timeout, 1) * 1000000));
+        $this->_conn = $f;
+        $this->_inbuf = "";
+    }
+
+    private function _writeAll($request)
+    {
+        for ($done = 0; $done < strlen($request); $done += $n) {
+            $n = @fwrite($this->_conn, substr($request, $done));
+            if (!$n) {
+                // A connection the server closed while idle: nothing of it was read.
+                throw new Dklab_Realplexor_Stale();
+            }
+        }
+    }
+
+    /** array(status line, headers, body) of one Content-Length reply. */
+    private function _readReply()
+    {
+        while (($end = strpos($this->_inbuf, "\r\n\r\n")) === false) {
+            $this->_readMore();
+        }
+        $head = substr($this->_inbuf, 0, $end);
+        $this->_inbuf = (string)substr($this->_inbuf, $end + 4);
+        $lines = explode("\r\n", $head, 2);
+        $headers = isset($lines[1]) ? $lines[1] : "";
+        if (!preg_match('/^Content-Length: \s* (\d+)/mix', $headers, $m)) {
+            $this->close();
+            throw new Dklab_Realplexor_Exception("No Content-Length header in response headers:\n" . $head);
+        }
+        while (strlen($this->_inbuf) < (int)$m[1]) {
+            $this->_readMore(true);
+        }
+        $payload = (string)substr($this->_inbuf, 0, (int)$m[1]);
+        $this->_inbuf = (string)substr($this->_inbuf, (int)$m[1]);
+        return array($lines[0], $headers, $payload);
+    }
+
+    private function _readMore($started = false)
+    {
+        $chunk = @fread($this->_conn, 65536);
+        $meta = stream_get_meta_data($this->_conn);
+        if (!empty($meta['timed_out'])) {
+            $this->close();
+            throw new Dklab_Realplexor_Exception("Timed out after {$this->_timeout} s waiting for {$this->_host}:{$this->_port}");
+        }
+        if ($chunk === false || $chunk === "") {
+            if ($started || $this->_inbuf !== "") {
+                $this->close();
+                throw new Dklab_Realplexor_Exception("Connection closed in the middle of a reply");
+            }
+            throw new Dklab_Realplexor_Stale();
+        }
+        $this->_inbuf .= $chunk;
     }
 
     private function _sendCmd($command, $prefixes)
@@ -304,5 +487,13 @@ class Dklab_Realplexor
  * getCode() is its HTTP status (403 bad login, 413 over IN_MAXLEN).
  */
 class Dklab_Realplexor_Exception extends Exception
+{
+}
+
+/**
+ * Internal: the keep-alive connection was closed by the server before any
+ * reply byte (it is reopened once). Never escapes Dklab_Realplexor.
+ */
+class Dklab_Realplexor_Stale extends Exception
 {
 }

@@ -339,6 +339,89 @@ $tests = array(
     },
 );
 
+/** The scenarios above that run again with the HTTP API (same methods, same results). */
+$shared = array("500 send json", "505 namespace", "505 namespace, limited visibility", "520 cursors",
+    "single id as a string, structured data", "530 errors", "540 online", "541 online with counters",
+    "542 online, empty", "545 online prefix, namespace; 547 no match", "560 watch", "562 watch, empty",
+    "562/564 watch, namespace and prefix", "600/610/620 login", "timeout on a silent IN line");
+foreach ($shared as $name) {
+    $test = $tests[$name];
+    $extra = is_array($test) ? $test[0] : "";
+    $fn = is_array($test) ? $test[1] : $test;
+    $tests["http: $name"] = array($extra, function ($s) use ($fn) {
+        Dklab_Realplexor::$defaultApi = "http";
+        try {
+            $fn($s);
+        } finally {
+            Dklab_Realplexor::$defaultApi = "legacy";
+        }
+    });
+}
+
+/** A private member of a client, for checks on its connection. */
+function member($rpl, $name)
+{
+    $p = new ReflectionProperty("Dklab_Realplexor", $name);
+    $p->setAccessible(true);
+    return $p->getValue($rpl);
+}
+
+$tests["http: one keep-alive connection for many sends"] = function ($s) {
+    $w = $s->listen("abc");
+    $rpl = new Dklab_Realplexor("127.0.0.1", $s->in, null, "identifier", "http");
+    $cursors = array();
+    for ($i = 0; $i < 10; $i++) {
+        $reply = $rpl->send("zz$i", $i);
+        $cursors[] = $reply["cursor"];
+        if ($i === 0) {
+            $conn = member($rpl, "_conn");
+        }
+    }
+    check(member($rpl, "_conn") === $conn, "the connection was reused");
+    $sorted = $cursors;
+    usort($sorted, function ($a, $b) { return $a <=> $b; });
+    same($cursors, $sorted);
+    $reply = $rpl->send(array("abc", "def"), "last");
+    same(array_keys($reply["ids"]), array("abc", "def"));
+    same($reply["skipped"], array());
+    same(blocks($w)[0][0], array("abc" => $reply["ids"]["abc"]));
+    same(preg_match_all('/IN: [\d.:]+: DEBUG: connection opened/', file_get_contents($s->dir() . "/server.log")), 1);
+    $rpl->close();
+    same(member($rpl, "_conn"), null);
+};
+$tests["http: reopens a connection the server closed while idle"] = array("\$CONFIG{IN_TIMEOUT} = 1;\n", function ($s) {
+    $rpl = new Dklab_Realplexor("127.0.0.1", $s->in, null, "identifier", "http");
+    $rpl->send("a", 1);
+    usleep(1600000);
+    $rpl->send("a", 2);
+    same($rpl->cmdOnline(), array());
+});
+$tests["http: refusals carry their status"] = array(loginConf(), function ($s) {
+    $rpl = new Dklab_Realplexor("127.0.0.1", $s->in, null, "identifier", "http");
+    $e = caught(function () use ($rpl) {
+        $rpl->send("abc", "x");
+    });
+    same($e->getCode(), 401);
+    check(strpos($e->getMessage(), "Request failed: 401 Unauthorized\naccess denied for guest user") === 0, $e->getMessage());
+    $rpl->logon("unknown", "password");
+    $e = caught(function () use ($rpl) {
+        $rpl->send("abc", "x");
+    });
+    same($e->getMessage(), "Request failed: 401 Unauthorized\nunknown login: unknown\n");
+});
+$tests["http: 413 over IN_MAXLEN, then a new connection"] = array("\$CONFIG{IN_MAXLEN} = 100;\n", function ($s) {
+    $rpl = new Dklab_Realplexor("127.0.0.1", $s->in, null, "identifier", "http");
+    $e = caught(function () use ($rpl) {
+        $rpl->send("abc", str_repeat("x", 200));
+    });
+    same($e->getCode(), 413);
+    check(strpos($e->getMessage(), "IN_MAXLEN (100 bytes)") !== false, $e->getMessage());
+    same(array_keys($rpl->send("abc", "small")["ids"]), array("abc"));
+    throws(function () {
+        new Dklab_Realplexor("127.0.0.1", 1, null, "identifier", "bogus");
+    }, 'api must be "legacy" or "http", "bogus" given');
+});
+
 $passed = 0;
 $failed = 0;
 foreach ($tests as $name => $test) {

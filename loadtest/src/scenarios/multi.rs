@@ -4,7 +4,9 @@
 //! push one random client also drops its parked connection and reconnects with its
 //! cursors with probability `--reconnect`. After the pushes, the run drains (bounded) and
 //! checks every client got every message pushed to any of its ids exactly once, in
-//! cursor order, and that a message has one cursor everywhere.
+//! cursor order, and that a message has one cursor everywhere. Also reports the WAIT replies
+//! received (`replies`, one per re-park) and the server's CPU from the parked, idle server to
+//! the settled end of the drain (`server_cpu_s`).
 //!
 //! Uses: `net::Net`, `proto`.
 
@@ -77,6 +79,11 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
     for (c, key) in cs.iter_mut().zip(keys) {
         c.key = key;
     }
+    // Server CPU of the push phase: from an idle, fully parked server to the end of the
+    // drain (settled), so parking the clients is not counted.
+    ctx.target.settle(Duration::from_secs(3));
+    let cpu0 = ctx.target.cpu_ns();
+    let mut replies = 0u64;
     let mut targets: Vec<Vec<usize>> = Vec::with_capacity(total as usize);
     let mut cursor_of: HashMap<u64, String> = HashMap::new();
     let (mut seq, mut in_flight, mut in_done) = (0u64, 0usize, 0u64);
@@ -176,6 +183,7 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
             let c = user as usize;
             let Some(cl) = cs.get_mut(c) else { continue };
             cl.key = None;
+            replies += 1;
             match proto::parse_wait_response(&data) {
                 Ok(blocks) => {
                     for b in blocks {
@@ -242,9 +250,15 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
         prog.update(net.len() as u64, received, received);
     }
     let elapsed = now_ns() - t0;
+    ctx.target.settle(Duration::from_secs(5));
+    let cpu1 = ctx.target.cpu_ns();
     net.close_all();
+    let cpu_s = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => json!((b.saturating_sub(a) as f64 / 1e9 * 1000.0).round() / 1000.0),
+        _ => Value::Null,
+    };
     let lost = expected_total.saturating_sub(received);
-    prog.finish(&format!("{received}/{expected_total} delivered, lost {lost}, duplicates {dups}, out of order {out_of_order}"));
+    prog.finish(&format!("{received}/{expected_total} delivered, lost {lost}, duplicates {dups}, out of order {out_of_order}, {replies} replies, server CPU {cpu_s} s"));
     Ok(json!({
         "clients": n, "ids": m, "ids_per_client": k, "ids_per_push": j, "pushes": seq,
         "connect_failed": connect_failed, "reconnects": reconnects, "in_errors": in_errors,
@@ -252,6 +266,7 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
         "duplicates": dups, "out_of_order": out_of_order, "unexpected": unexpected,
         "cursor_mismatch": mismatch, "bad_blocks": bad,
         "pushes_per_s": per_sec(seq, elapsed), "timed_out": timed_out,
+        "replies": replies, "server_cpu_s": cpu_s, "elapsed_s": elapsed as f64 / 1e9,
         "ok": lost == 0 && dups == 0 && out_of_order == 0 && unexpected == 0 && bad == 0
               && connect_failed == 0 && in_errors == 0 && mismatch == 0,
     }))

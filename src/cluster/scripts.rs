@@ -1,0 +1,58 @@
+//! The Lua scripts that keep cluster-wide presence in Redis, run with EVAL (each is atomic
+//! in Redis, so the first worker's "online" and the last worker's "offline" become exactly
+//! one event, numbered from one counter).
+//!
+//! Keys (`<p>` = CLUSTER_PREFIX): `<p>:h:<id>` the workers (uids) where an id is online;
+//! `<p>:wids:<uid>` the ids online on a worker; `<p>:workers` a sorted set uid -> last
+//! heartbeat (ms); `<p>:events` the events stream (`k` online|offline, `i` id, `p` position);
+//! `<p>:evpos` the position counter; `<p>:counts` the stream of listener-count batches
+//! (`w` uid, `d` `id=n,id=n` or `*` for "this worker is gone").
+//! Like the rest of cluster mode, the scripts name keys they build themselves: a single
+//! Redis (or a primary with replicas), not Redis Cluster's sharding.
+//! Uses: nothing.
+
+/// ARGV: prefix, uid, kind (`online` | `offline`), id, events maxlen, now ms.
+pub const TRANSITION: &str = r#"
+local p, uid, kind, id, maxlen, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local h = p .. ':h:' .. id
+redis.call('ZADD', p .. ':workers', now, uid)
+local emit = false
+if kind == 'online' then
+  redis.call('SADD', p .. ':wids:' .. uid, id)
+  if redis.call('SADD', h, uid) == 1 and redis.call('SCARD', h) == 1 then emit = true end
+else
+  redis.call('SREM', p .. ':wids:' .. uid, id)
+  if redis.call('SREM', h, uid) == 1 and redis.call('SCARD', h) == 0 then emit = true end
+end
+if emit then
+  local pos = redis.call('INCR', p .. ':evpos')
+  redis.call('XADD', p .. ':events', 'MAXLEN', '~', maxlen, '*', 'k', kind, 'i', id, 'p', pos)
+end
+return emit and 1 or 0
+"#;
+
+/// ARGV: prefix, uid, now ms, dead-after ms, events maxlen. Refreshes this worker's
+/// heartbeat, then removes every worker silent for longer than dead-after: its ids go
+/// offline (one event each where it was the last holder) and its counts are dropped.
+pub const HEARTBEAT: &str = r#"
+local p, uid, now, dead_after, maxlen = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+redis.call('ZADD', p .. ':workers', now, uid)
+local dead = redis.call('ZRANGEBYSCORE', p .. ':workers', '-inf', now - dead_after)
+local n = 0
+for _, w in ipairs(dead) do
+  if w ~= uid then
+    for _, id in ipairs(redis.call('SMEMBERS', p .. ':wids:' .. w)) do
+      local h = p .. ':h:' .. id
+      if redis.call('SREM', h, w) == 1 and redis.call('SCARD', h) == 0 then
+        local pos = redis.call('INCR', p .. ':evpos')
+        redis.call('XADD', p .. ':events', 'MAXLEN', '~', maxlen, '*', 'k', 'offline', 'i', id, 'p', pos)
+      end
+    end
+    redis.call('DEL', p .. ':wids:' .. w)
+    redis.call('ZREM', p .. ':workers', w)
+    redis.call('XADD', p .. ':counts', 'MAXLEN', '~', '100000', '*', 'w', w, 'd', '*')
+    n = n + 1
+  end
+end
+return n
+"#;

@@ -1,0 +1,247 @@
+//! Cluster mode (issue 13) against a real redis-server started here: two "hosts" (two
+//! server instances) share ids through one Redis log, with the same cursor bytes; a worker
+//! restarted rebuilds its queues from the log; a push Redis cannot take gets a 503.
+
+use crate::cluster_link::Redis;
+use crate::util::*;
+
+fn conf(r: &Redis, prefix: &str) -> String {
+    format!(
+        "$CONFIG{{CLUSTER_REDIS}} = '127.0.0.1:{}';\n$CONFIG{{CLUSTER_PREFIX}} = '{prefix}';\n",
+        r.port
+    )
+}
+
+/// The (id, cursor) pairs and data of a long-poll reply with one block.
+fn one_block(body: &str) -> (Vec<(String, String)>, String) {
+    let ids = parse_ids(body);
+    assert_eq!(ids.len(), 1, "{body}");
+    let data = body
+        .lines()
+        .find_map(|l| l.strip_prefix("    \"data\": "))
+        .unwrap_or_default()
+        .to_string();
+    (ids[0].clone(), data)
+}
+
+#[test]
+fn a_push_on_one_host_reaches_listeners_on_both_with_the_same_cursor() {
+    let r = Redis::start(&[]);
+    let a = Server::start(&conf(&r, "two_hosts"));
+    let b = Server::start(&conf(&r, "two_hosts"));
+    let wa = WaitClient::register(&a, b"identifier=shared\n");
+    let wb = WaitClient::register(&b, b"identifier=shared\n");
+    // Answered (with the original's empty reply) once Redis has it.
+    a.push_ids("shared", "\"hello\"");
+    let (ids_a, data_a) = one_block(&wa.read_body());
+    let (ids_b, data_b) = one_block(&wb.read_body());
+    assert_eq!(data_a, "\"hello\"");
+    assert_eq!(data_b, "\"hello\"");
+    assert_eq!(ids_a, ids_b, "the same cursor bytes on both hosts");
+    assert!(is_generated_cursor(&ids_a[0].1), "{ids_a:?}");
+    // A client that reconnects to the other host with its cursor gets exactly what follows.
+    b.push_ids("shared", "\"second\"");
+    let wa = WaitClient::register(&a, format!("identifier={}:shared\n", ids_a[0].1).as_bytes());
+    let (_, d) = one_block(&wa.read_body());
+    assert_eq!(d, "\"second\"");
+}
+
+#[test]
+fn a_restarted_server_rebuilds_its_queues_from_the_log() {
+    let r = Redis::start(&[]);
+    let c = conf(&r, "rebuild");
+    let a = Server::start(&c);
+    a.push_ids("kept", "\"one\"");
+    a.push_ids("kept", "\"two\"");
+    drop(a);
+    // A fresh process (nothing in memory) serves the old messages to a client's cursor.
+    let b = Server::start(&c);
+    b.wait_log(
+        |m| m.contains("caught up with the message log"),
+        LOG_TIMEOUT,
+    );
+    let w = WaitClient::register(&b, b"identifier=0:kept\n");
+    let body = w.read_body();
+    assert!(
+        body.contains("\"one\"") && body.contains("\"two\""),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_push_redis_cannot_take_gets_503_and_delivery_resumes_by_itself() {
+    let mut r = Redis::start(&[]);
+    let s = Server::start(&conf(&r, "down"));
+    let w = WaitClient::register(&s, b"identifier=d\n");
+    r.kill();
+    let reply = show(&s.push(b"identifier=d\n\n\"lost?\""));
+    assert!(
+        reply.starts_with("HTTP/1.0 503 Service Unavailable\r\n"),
+        "{reply}"
+    );
+    r.launch();
+    // The link comes back by itself; the next push is delivered to the parked client.
+    let deadline = std::time::Instant::now() + LOG_TIMEOUT;
+    loop {
+        let reply = s.push(b"identifier=d\n\n\"back\"");
+        if reply.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never came back");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let body = w.read_body();
+    assert!(
+        body.contains("\"back\"") && !body.contains("lost?"),
+        "{body}"
+    );
+}
+
+#[test]
+fn workers_without_cluster_redis_is_a_startup_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_realplexor"))
+        .arg("--help")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let dir = std::env::temp_dir().join(format!("rp-workers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let conf = dir.join("w.conf");
+    std::fs::write(&conf, "$CONFIG{WORKERS} = 2;\n$CONFIG{WAIT_ADDR} = ['127.0.0.1:0'];\n$CONFIG{IN_ADDR} = ['127.0.0.1:0'];\nreturn 1;\n").expect("conf");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_realplexor"))
+        .arg(&conf)
+        .output()
+        .expect("run");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("WORKERS") && text.contains("CLUSTER_REDIS"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Polls `f` until it holds or the deadline passes.
+fn eventually(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn online_and_watch_on_one_host_show_listeners_of_another() {
+    let r = Redis::start(&[]);
+    let c = conf(&r, "presence") + "$CONFIG{OFFLINE_TIMEOUT} = 1;\n";
+    let a = Server::start(&c);
+    let b = Server::start(&c);
+    let wb = WaitClient::register(&b, b"identifier=on_b\n");
+    eventually("A sees on_b online", 5, || {
+        a.cmd("ONLINE").contains("on_b 1")
+    });
+    let watch = a.cmd("WATCH 0.0");
+    assert!(
+        watch
+            .lines()
+            .any(|l| l.starts_with("online ") && l.ends_with(":on_b")),
+        "{watch}"
+    );
+    // The same answer on B (positions from one cluster-wide counter).
+    eventually("B's WATCH equals A's", 5, || b.cmd("WATCH 0.0") == watch);
+    drop(wb);
+    eventually("A sees on_b offline", 8, || {
+        !a.cmd("ONLINE").contains("on_b")
+    });
+    let watch = a.cmd("WATCH 0.0");
+    assert!(
+        watch
+            .lines()
+            .any(|l| l.starts_with("offline ") && l.ends_with(":on_b")),
+        "{watch}"
+    );
+}
+
+#[test]
+fn a_host_killed_without_warning_has_its_ids_go_offline() {
+    let r = Redis::start(&[]);
+    let c = conf(&r, "dead_host");
+    let a = Server::start(&c);
+    let mut b = Server::start_foreground(&c);
+    let _w = WaitClient::register(&b, b"identifier=on_dead\n");
+    eventually("A sees on_dead online", 5, || {
+        a.cmd("ONLINE").contains("on_dead 1")
+    });
+    b.signal(libc::SIGKILL);
+    let _ = b.wait_exit(std::time::Duration::from_secs(5));
+    // Reaped by A once the heartbeat is 5 s old.
+    eventually("A sees on_dead offline", 12, || {
+        !a.cmd("ONLINE").contains("on_dead")
+    });
+    let watch = a.cmd("WATCH 0.0");
+    assert!(
+        watch
+            .lines()
+            .any(|l| l.starts_with("offline ") && l.ends_with(":on_dead")),
+        "{watch}"
+    );
+}
+
+#[test]
+fn redis_restarted_with_aof_keeps_every_acknowledged_push() {
+    let mut r = Redis::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let c = conf(&r, "aof");
+    let s = Server::start(&c);
+    let w = WaitClient::register(&s, b"identifier=aof\n");
+    s.push_ids("aof", "\"before\"");
+    assert!(w.read_body().contains("\"before\""));
+    r.kill();
+    // While Redis is down: refused loudly, never accepted then lost.
+    let reply = show(&s.push(b"identifier=aof\n\n\"during\""));
+    assert!(reply.starts_with("HTTP/1.0 503 "), "{reply}");
+    r.launch();
+    eventually("pushes accepted again", 10, || {
+        s.push(b"identifier=aof\n\n\"after\"").is_empty()
+    });
+    // A fresh server reads the whole log back: both acknowledged pushes, not the refused one.
+    let fresh = Server::start(&c);
+    fresh.wait_log(
+        |m| m.contains("caught up with the message log"),
+        LOG_TIMEOUT,
+    );
+    let body = WaitClient::register(&fresh, b"identifier=0:aof\n").read_body();
+    assert!(
+        body.contains("\"before\"") && body.contains("\"after\""),
+        "{body}"
+    );
+    assert!(!body.contains("during"), "{body}");
+}
+
+#[test]
+fn unreachable_redis_is_reported_without_a_busy_loop() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let s = Server::start_foreground(&format!("$CONFIG{{CLUSTER_REDIS}} = '127.0.0.1:{port}';\n"));
+    s.wait_log(
+        |m| m.contains("Redis") && m.contains("refused"),
+        LOG_TIMEOUT,
+    );
+    // Pushes are refused with the reason; the worker idles meanwhile.
+    let reply = show(&s.push(b"identifier=x\n\n\"y\""));
+    assert!(reply.starts_with("HTTP/1.0 503 "), "{reply}");
+    let ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let rest = &stat[stat.rfind(')').expect(")") + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+    };
+    let before = ticks(s.pid());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = ticks(s.pid()) - before;
+    assert!(used < 50, "{used} ticks in 2 s while Redis is down");
+}
