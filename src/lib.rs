@@ -21,7 +21,8 @@
 //! - `config` (+ `config::perl`): the Perl-syntax config files; `auth`: the users file.
 //! - `timers`: O(1) deadline queues; `logging`: the original's log format;
 //!   `httpdate`: date formats; `sys`: process-level libc glue; `types`: vocabulary.
-//! - `supervisor`: the restarting watchdog; `ready`: the first worker's startup report.
+//! - `supervisor`: the restarting watchdog of the WORKERS processes; `ready`: the first
+//!   workers' startup report; `worker_id`: which worker this process is.
 //! - `sse`, `websocket`: the streaming transports' protocol parts (event encoding; the
 //!   handshake, frames, message assembly and client commands), free of sockets.
 //! - `counters`: the worker's event counters.
@@ -52,3 +53,4 @@ pub mod timers;
 pub mod transport;
 pub mod types;
 pub mod websocket;
+pub mod worker_id;

@@ -3,13 +3,15 @@
 //! the config, raises limits, binds, drops privileges and runs the reactor. This is the
 //! only place that turns errors into messages and exit codes.
 //!
-//! Startup is reported once the worker listens (`Startup::ready`), never before: only then
-//! is the pid file written (by the supervisor, or by the `--foreground` worker) and the
-//! supervisor told. A first worker that cannot start makes the whole process exit 1 with
-//! its error.
+//! `--foreground` with WORKERS > 1 runs the supervisor after all (it stays in the
+//! foreground; several workers need one), so a systemd unit's main process is the
+//! supervisor then. Startup is reported once the worker listens (`Startup::ready`), never
+//! before: only then is the pid file written (by the supervisor once every first worker
+//! listens, or by the `--foreground` worker) and the supervisor told. A first worker that
+//! cannot start makes the whole process exit 1 with its error.
 
 use realplexor::reactor::{self, ConfigSource, Exit, Reactor};
-use realplexor::{config, logging, ready, rlog, storage::Counts, supervisor, sys};
+use realplexor::{config, logging, ready, rlog, storage::Counts, supervisor, sys, worker_id};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -79,7 +81,10 @@ fn main() -> ExitCode {
         return worker(override_path, install_dir, ppid, &mut startup);
     }
     let mut wrote_pidfile = false;
-    let code = if m.opt_present("foreground") {
+    // A config that does not load leaves the decision to the worker, which reports it.
+    let several =
+        || config::load(override_path.as_deref(), &install_dir).is_ok_and(|l| l.config.workers > 1);
+    let code = if m.opt_present("foreground") && !several() {
         let mut startup = Startup::new(pidfile.clone());
         let code = worker(override_path, install_dir, None, &mut startup);
         wrote_pidfile = startup.wrote_pidfile;
@@ -92,13 +97,15 @@ fn main() -> ExitCode {
         }
         let worker_args: Vec<String> = m.free.clone();
         let (ov, dir) = (override_path.clone(), install_dir.clone());
-        let watch = move || match config::load(ov.as_deref(), &dir) {
-            Ok(l) => supervisor::Watch {
-                max_mem_mb: l.config.max_mem_mb,
-                // A worker that writes a snapshot gets time to finish it.
-                snapshot: reactor::snapshot_path(&l.config).is_some(),
-            },
-            Err(_) => supervisor::Watch::default(),
+        let watch = move || {
+            config::load(ov.as_deref(), &dir)
+                .ok()
+                .map(|l| supervisor::Watch {
+                    max_mem_mb: l.config.max_mem_mb,
+                    // A worker that writes a snapshot gets time to finish it.
+                    snapshot: reactor::snapshot_path(&l.config).is_some(),
+                    workers: l.config.workers,
+                })
         };
         let mut on_ready = || match &pidfile {
             Some(p) => write_pidfile(p).map(|()| wrote_pidfile = true),
@@ -182,10 +189,16 @@ fn worker(
     logging::init(cfg.verbosity);
     let zero = Counts::default();
     let limit = sys::raise_nofile_limit();
+    let (index, count) = (worker_id::worker_index(), worker_id::worker_count());
+    let which = if count > 1 {
+        format!(" worker {index} of {count}")
+    } else {
+        String::new()
+    };
     rlog!(
         log::Level::Info,
         zero,
-        "Starting. Opened files limit (ulimit -n): {limit}."
+        "Starting{which}. Opened files limit (ulimit -n): {limit}."
     );
     for note in &loaded.notes {
         rlog!(log::Level::Info, zero, "{note}");

@@ -1,5 +1,6 @@
 //! Process-level libc glue: the open-files limit, the switch to SU_USER, signals, heap
-//! trimming, and the socket calls std and mio do not offer (MSG_MORE, TCP_DEFER_ACCEPT).
+//! trimming, and the socket calls std and mio do not offer (MSG_MORE, TCP_DEFER_ACCEPT,
+//! an SO_REUSEPORT listener for WORKERS > 1).
 //!
 //! Uses: nothing internal.
 
@@ -212,4 +213,93 @@ pub fn defer_accept(fd: std::os::fd::RawFd, secs: libc::c_int) -> std::io::Resul
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// A TCP listener on `addr` whose port other sockets of the same user may share
+/// (SO_REUSEPORT, for WORKERS > 1: the kernel spreads new connections over them). Made as
+/// std makes one (close-on-exec, SO_REUSEADDR), with SO_REUSEPORT set before bind(), and
+/// listening with `backlog`.
+pub fn reuseport_listener(
+    addr: std::net::SocketAddr,
+    backlog: libc::c_int,
+) -> std::io::Result<std::net::TcpListener> {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let err = std::io::Error::last_os_error;
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: socket() takes plain values; the result is checked before use.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(err());
+    }
+    // SAFETY: fd was just created and is owned by nothing else; OwnedFd closes it on error.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: setsockopt reads size_of::<c_int>() bytes from `one`, alive for the call.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(err());
+        }
+    }
+    // SAFETY: an all-zero sockaddr_storage is a valid value; it is filled in below.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        std::net::SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    // SAFETY: `ss` holds a sockaddr of `len` bytes for the socket's family.
+    let r = unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(err());
+    }
+    // SAFETY: listen on a bound socket we own.
+    if unsafe { libc::listen(sock.as_raw_fd(), backlog) } != 0 {
+        return Err(err());
+    }
+    // SAFETY: the descriptor is a listening TCP socket whose ownership moves to the listener.
+    Ok(unsafe { std::net::TcpListener::from_raw_fd(sock.into_raw_fd()) })
 }

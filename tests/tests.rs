@@ -28,6 +28,8 @@
 //! * `loadtest`: each loadtest scenario once, small, against the real binary;
 //! * `cluster_link`: the cluster mode's Redis link (library level) against a real
 //!   `redis-server` it starts, and against fake servers;
+//! * `workers`: WORKERS > 1, the process side: shared ports, restarts, SIGTERM, the pid
+//!   file and SIGHUP resizing (issue 13);
 //! * `hardening/`: hostile input and overload (mutations, slow clients, descriptors,
 //!   churn, lying publishers, memory), one file per job.
 
@@ -55,3 +57,4 @@ mod startup;
 mod util;
 mod wait_line;
 mod websocket;
+mod workers;

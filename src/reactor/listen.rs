@@ -20,14 +20,21 @@ pub(super) struct Listener {
 }
 
 /// Binds one `host:port` (IPv4, `[IPv6]`, or a host name) with SO_REUSEADDR and the
-/// original's backlog of 50000.
+/// original's backlog of 50000. With WORKERS > 1 also SO_REUSEPORT, so that every worker
+/// listens on the same port (only then: with one worker a second server on the port must
+/// still fail to start).
 pub(super) fn bind(addr: &str) -> Result<TcpListener, String> {
     let sa: SocketAddr = addr
         .to_socket_addrs()
         .map_err(|e| format!("{addr}: {e}"))?
         .next()
         .ok_or_else(|| format!("{addr}: no address"))?;
-    let std = std::net::TcpListener::bind(sa).map_err(|e| format!("{addr}: {e}"))?;
+    let std = if crate::worker_id::worker_count() > 1 {
+        sys::reuseport_listener(sa, 50_000)
+    } else {
+        std::net::TcpListener::bind(sa)
+    }
+    .map_err(|e| format!("{addr}: {e}"))?;
     std.set_nonblocking(true)
         .map_err(|e| format!("{addr}: {e}"))?;
     // SAFETY: the fd is a valid listening socket owned by `std`; listen() again only
