@@ -236,6 +236,8 @@ fn two_workers_accept_on_the_same_wait_port() {
     assert!(s.has_log(|l| l.starts_with("Starting worker 0 of 2. Opened files limit")));
     assert!(s.has_log(|l| l.starts_with("Starting worker 1 of 2. Opened files limit")));
 
+    // Both workers have their Redis links and serve WAIT (no socket of theirs opens later).
+    s.wait_log_count(|l| l.contains("caught up with the message log"), 2);
     // The kernel spreads connections over both listeners: 40 registered clients all on one
     // worker would happen once in 2^39 runs.
     let before: Vec<HashSet<u64>> = pids.iter().map(|p| sockets_of(*p)).collect();

@@ -26,6 +26,11 @@ pub const SNAPSHOT_ENV: &str = "REALPLEXOR_SNAPSHOT_FILE";
 
 /// The snapshot file to use, if any.
 pub fn snapshot_path(cfg: &Config) -> Option<PathBuf> {
+    // Cluster mode keeps everything in the shared log (a restarted worker catches up from
+    // it); a snapshot per worker would only be stale state beside it.
+    if cfg.cluster.is_some() {
+        return None;
+    }
     let name = match cfg.snapshot_file.as_str() {
         "" => std::env::var(SNAPSHOT_ENV).unwrap_or_default(),
         s => s.to_string(),
