@@ -245,3 +245,59 @@ fn unreachable_redis_is_reported_without_a_busy_loop() {
     let used = ticks(s.pid()) - before;
     assert!(used < 50, "{used} ticks in 2 s while Redis is down");
 }
+
+/// A loadtest scenario against a server with `workers` workers on `r`.
+fn run_loadtest(r: &Redis, workers: usize, scenario: &str, extra: &[&str]) -> serde_json::Value {
+    use realplexor_loadtest::{args, run_scenario};
+    let cmd = format!("'{}' {{conf}}", env!("CARGO_BIN_EXE_realplexor"));
+    let conf = format!(
+        "$CONFIG{{CLUSTER_REDIS}} = '127.0.0.1:{}';\n$CONFIG{{CLUSTER_PREFIX}} = 'lt_{scenario}';\n$CONFIG{{WORKERS}} = {workers};",
+        r.port
+    );
+    let mut argv: Vec<String> = [
+        scenario,
+        "--server-cmd",
+        &cmd,
+        "--conf-extra",
+        &conf,
+        "--quiet",
+        "--timeout",
+        "60",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect();
+    if !extra.contains(&"-n") {
+        argv.extend(["-n".to_string(), "200".to_string()]);
+    }
+    let opts = args::parse(&argv).expect("arguments");
+    run_scenario(&opts, None).unwrap_or_else(|e| panic!("{scenario}: {e}"))
+}
+
+#[test]
+fn four_workers_behind_one_port_deliver_every_message_exactly_once_in_order() {
+    let r = Redis::start(&[]);
+    let v = run_loadtest(&r, 4, "multi", &["--pushes", "300", "--reconnect", "0.3"]);
+    assert_eq!(v["ok"], true, "{v:#}");
+    assert_eq!(v["lost"], 0, "{v:#}");
+    assert_eq!(v["duplicates"], 0, "{v:#}");
+    assert_eq!(v["out_of_order"], 0, "{v:#}");
+    assert!(v["reconnects"].as_u64().unwrap_or(0) > 0, "{v:#}");
+    let v = run_loadtest(
+        &r,
+        4,
+        "churn",
+        &["--rate", "100", "--duration", "2", "--lifetime-ms", "300"],
+    );
+    // Every client's online and offline event is seen through any worker; ONLINE's counts
+    // may lag by up to a second in cluster mode, so churn's 100 ms count check is not the
+    // rule here.
+    assert!(v["parked"].as_u64().unwrap_or(0) >= 150, "{v:#}");
+    assert_eq!(v["watch_online_seen"], v["parked"], "{v:#}");
+    assert_eq!(
+        v["watch_offline_seen"], v["watch_offline_expected"],
+        "{v:#}"
+    );
+    assert_eq!(v["failed"], 0, "{v:#}");
+}

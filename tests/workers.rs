@@ -444,3 +444,44 @@ fn max_mem_mb_recycles_each_worker_on_its_own() {
         s.stderr_text()
     );
 }
+
+/// Issue 13: kill -9 one worker of two after pushes: the supervisor restarts it, and it
+/// rebuilds its queues from the shared log, so a client that reconnects with its cursor
+/// to whichever worker gets every message, exactly once.
+#[test]
+fn a_worker_killed_mid_stream_rebuilds_from_the_log_and_loses_nothing() {
+    let redis = Redis::start();
+    let ports = Ports::new();
+    let s = Server::start(&ports.conf(&redis, 2));
+    let pids = listening_workers(&s, &ports, 2);
+    s.wait_log_count(|l| l.contains("caught up with the message log"), 2);
+    for i in 0..10 {
+        let reply = s.push(format!("identifier=kept\n\n\"m{i}\"").as_bytes());
+        assert!(reply.is_empty(), "{}", show(&reply));
+    }
+    // SIGKILL: no snapshot, no goodbye; its replacement starts from nothing but the log.
+    let victim = pids[0];
+    unsafe {
+        libc::kill(victim as i32, libc::SIGKILL);
+    }
+    wait_for("the replacement worker", || {
+        let now = children(s.pid());
+        (now.len() == 2 && !now.contains(&victim)).then_some(())
+    });
+    s.wait_log_count(|l| l.contains("caught up with the message log"), 3);
+    for i in 10..15 {
+        let reply = s.push(format!("identifier=kept\n\n\"m{i}\"").as_bytes());
+        assert!(reply.is_empty(), "{}", show(&reply));
+    }
+    // Clients land on either worker (the kernel spreads them): each gets all 15, once.
+    for _ in 0..8 {
+        let body = WaitClient::register_at(ports.wait_addr(), b"identifier=0:kept\n").read_body();
+        for i in 0..15 {
+            assert_eq!(
+                body.matches(&format!("\"m{i}\"")).count(),
+                1,
+                "m{i} in {body}"
+            );
+        }
+    }
+}

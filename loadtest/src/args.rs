@@ -37,6 +37,8 @@ OPTIONS:
   --window W          connects in flight [256]
   --timeout S         bound of every phase, seconds [60]
   --name NAME         label of the server in the result [ours]
+  --conf-extra PERL   lines added to the conf of a server started with --server-cmd
+                      (e.g. '$CONFIG{WORKERS} = 4;'); repeatable
   --out FILE          write the JSON result there too
   --quiet             no progress line
 suite: --small N [1000] --big N [19000] --publish-listeners N [1000] --other-name NAME [other]
@@ -70,6 +72,9 @@ pub struct Opts {
     pub out: Option<String>,
     pub quiet: bool,
     pub server_cmd: Option<String>,
+    /// Perl lines appended to the override conf of a server started here (e.g. the
+    /// cluster keys).
+    pub conf_extra: String,
     pub other: Option<String>,
     pub other_name: String,
     pub wait: Vec<SocketAddr>,
@@ -122,6 +127,7 @@ impl Default for Opts {
             out: None,
             quiet: false,
             server_cmd: None,
+            conf_extra: String::new(),
             other: None,
             other_name: "other".into(),
             wait: Vec::new(),
@@ -180,6 +186,7 @@ const VALUE_OPTS: &[(&str, &str)] = &[
     ("api", "API"),
     ("pub-conns", "C"),
     ("transports", "LIST"),
+    ("conf-extra", "PERL"),
     ("apis", "LIST"),
 ];
 
@@ -313,6 +320,7 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
     set!(o.name, "name");
     o.out = last(&m, "out")?;
     o.server_cmd = last(&m, "server-cmd")?;
+    o.conf_extra = m.opt_strs("conf-extra").join("\n");
     o.other = last(&m, "other")?;
     set!(o.other_name, "other-name");
     o.wait = all(&m, "wait")?;

@@ -78,7 +78,8 @@ pub fn run_scenario(opts: &args::Opts, exe: Option<&Path>) -> Result<Value, Stri
                 // scenarios::extra_conf sets OFFLINE_TIMEOUT = 1 for churn.
                 opts.offline_timeout_s = 1.0;
             }
-            target::Target::spawn(&opts.name, cmd, scenarios::extra_conf(scenario))?
+            let extra = format!("{}{}\n", scenarios::extra_conf(scenario), opts.conf_extra);
+            target::Target::spawn(&opts.name, cmd, &extra)?
         }
         None => target::Target::attach(
             &opts.name,
