@@ -8,7 +8,8 @@
 //!   command), `source` (the message source seam: where a push goes, cursor generation),
 //!   `deliver` (applying a message, writing deliveries), `close` (writes, final replies,
 //!   closing), `control` (signals, reload, stop), `housekeeping` (timers, memory).
-//! - `conn`: one connection's state machine and socket pumps.
+//! - `conn`: one connection's state machine and socket pumps; `net`: its socket and the
+//!   listeners (TCP or `unix:/path`).
 //! - `transport`: what a parked listener is sent and whether it stays (`longpoll`: the
 //!   original's reply body, then close).
 //! - `in_line`, `commands`: IN request parsing (marker, body, 403s) and ONLINE / WATCH / STATS.
@@ -42,6 +43,7 @@ pub mod httpdate;
 pub mod ident;
 pub mod in_line;
 pub mod logging;
+pub mod net;
 pub mod reactor;
 pub mod ready;
 pub mod snapshot;

@@ -25,6 +25,7 @@
 //! * `gap`, `snapshot`: the gap signal; SNAPSHOT_FILE across restarts;
 //! * `http_api`: the HTTP API on the IN line (publish, keep-alive, errors, credentials,
 //!   JSON commands, health, metrics through the real Prometheus parser);
+//! * `unix_sockets`: `unix:/path` listen addresses on both lines (issue 15);
 //! * `loadtest`: each loadtest scenario once, small, against the real binary;
 //! * `cluster_link`: the cluster mode's Redis link (library level) against a real
 //!   `redis-server` it starts, and against fake servers;
@@ -54,6 +55,7 @@ mod service;
 mod snapshot;
 mod sse;
 mod startup;
+mod unix_sockets;
 mod util;
 mod wait_line;
 mod websocket;

@@ -1,10 +1,13 @@
 //! Listen addresses that cannot all be bound: the same port twice on one address (or on
-//! an address and the wildcard of its family), within or across WAIT_ADDR and IN_ADDR.
+//! an address and the wildcard of its family), or the same `unix:` socket path twice,
+//! within or across WAIT_ADDR and IN_ADDR.
 //! Found at load time, so that a start or a reload says which address conflicts with
 //! which instead of failing, or looping, on the second bind.
 //!
 //! Data: `(key, "host:port")` pairs in config order. Port 0 (any free port) never
-//! conflicts; a host name is compared as text (the bind reports what this cannot see).
+//! conflicts; a host name is compared as text (the bind reports what this cannot see); a
+//! socket path is compared with repeated `/` and `.` segments folded (symlinks and `..`
+//! are left to the bind, which finds the first socket live).
 //! Uses: the parent's `string_list` and `ConfigError` (for the one-line hook in `build`).
 
 use super::perl::ConfigMap;
@@ -73,7 +76,22 @@ fn split(addr: &str) -> Option<(String, u16)> {
     Some((host.to_ascii_lowercase(), port))
 }
 
+/// `unix:/path` as its path with empty and `.` segments dropped.
+fn socket_path(addr: &str) -> Option<String> {
+    let path = addr.trim().strip_prefix(crate::net::UNIX_PREFIX)?;
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    Some(parts.join("/"))
+}
+
 fn clash(a: &str, b: &str) -> bool {
+    match (socket_path(a), socket_path(b)) {
+        (Some(pa), Some(pb)) => return pa == pb,
+        (None, None) => {}
+        _ => return false,
+    }
     let (Some((ha, pa)), Some((hb, pb))) = (split(a), split(b)) else {
         return false;
     };
@@ -125,6 +143,21 @@ mod tests {
     }
 
     #[test]
+    fn the_same_socket_path_twice() {
+        let e = check(
+            &v(&["unix:/run/rp/wait.sock", "127.0.0.1:8088"]),
+            &v(&["unix:/run//rp/./wait.sock"]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "IN_ADDR unix:/run//rp/./wait.sock conflicts with WAIT_ADDR unix:/run/rp/wait.sock"
+        );
+        let e = check(&v(&["unix:/a.sock", "unix:/a.sock"]), &v(&[])).unwrap_err();
+        assert_eq!(e.key, "WAIT_ADDR");
+    }
+
+    #[test]
     fn what_can_be_bound_together() {
         for (wait, inn) in [
             (&["127.0.0.1:0"][..], &["127.0.0.1:0"][..]),
@@ -133,6 +166,11 @@ mod tests {
             (&["0.0.0.0:8088", "[::1]:8088"], &["127.0.0.1:10010"]),
             (&["localhost:8088"], &["example.com:8088"]),
             (&["garbage"], &["garbage"]),
+            (&["unix:/run/rp/wait.sock"], &["unix:/run/rp/in.sock"]),
+            (
+                &["unix:/run/rp/wait.sock", "127.0.0.1:8088"],
+                &["127.0.0.1:10010"],
+            ),
         ] {
             assert_eq!(check(&v(wait), &v(inn)), Ok(()), "{wait:?} {inn:?}");
         }

@@ -169,7 +169,8 @@ fn fits(kind: Kind, value: &Value) -> Result<(), String> {
             Ok(())
         }
         Kind::Addresses => {
-            let expected = "a list of host:port addresses, such as [ '0.0.0.0:8088' ]";
+            let expected = "a list of host:port or unix:/absolute/path addresses, such as \
+                            [ '0.0.0.0:8088' ] or [ 'unix:/run/realplexor/wait.sock' ]";
             let items = list(value, expected)?;
             if items.is_empty() || !items.iter().all(|a| is_address(a)) {
                 return Err(expected.into());
@@ -229,6 +230,9 @@ fn is_tchar(b: u8) -> bool {
 
 /// `host:port` with a port of 0-65535 after the last ':' and a host before it.
 fn is_address(a: &str) -> bool {
+    if let Some(path) = a.strip_prefix(crate::net::UNIX_PREFIX) {
+        return is_socket_path(path);
+    }
     match a.rsplit_once(':') {
         Some((host, port)) => {
             !host.is_empty()
@@ -239,6 +243,16 @@ fn is_address(a: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// The path of a `unix:` listen address: absolute, naming a file (no trailing `/`), free
+/// of control characters and whitespace (a joined list is split on it), and short enough
+/// for `sun_path` (108 bytes with its NUL).
+fn is_socket_path(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.ends_with('/')
+        && p.len() < 108
+        && !p.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
 /// `*`, `null`, or `scheme://host[:port]` in visible ASCII without a path: what a browser
@@ -320,6 +334,14 @@ mod tests {
             ("WAIT_ADDR", list(&[])),
             ("WAIT_ADDR", list(&["8088"])),
             ("IN_ADDR", list(&["127.0.0.1:99999"])),
+            ("WAIT_ADDR", list(&["unix:wait.sock"])),
+            ("WAIT_ADDR", list(&["unix:/run/"])),
+            ("WAIT_ADDR", list(&["unix:"])),
+            ("WAIT_ADDR", list(&["unix:/run/a\0b"])),
+            (
+                "WAIT_ADDR",
+                Value::List(vec![s(&format!("unix:/{}", "x".repeat(107)))]),
+            ),
             ("ALLOWED_ORIGINS", list(&["https://a\r\nX: y"])),
             ("ALLOWED_ORIGINS", list(&["https://a/"])),
             ("ALLOWED_ORIGINS", list(&["a.example.com"])),
@@ -356,6 +378,11 @@ mod tests {
                 "WAIT_ADDR",
                 Value::List(vec![s("[::1]:0"), s("localhost:8088")]),
             ),
+            (
+                "WAIT_ADDR",
+                Value::List(vec![s("unix:/run/realplexor/wait.sock"), s("0.0.0.0:8088")]),
+            ),
+            ("IN_ADDR", s("unix:/tmp/in.sock 127.0.0.1:10010")),
             ("ALLOWED_ORIGINS", Value::List(vec![])),
             ("ALLOWED_ORIGINS", Value::Undef),
             (

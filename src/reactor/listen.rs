@@ -1,11 +1,12 @@
-//! Listening and accepting: binds WAIT_ADDR and IN_ADDR, keeps the listeners across a
-//! reload, accepts in bounded batches, pauses when out of descriptors, and serves a new
-//! connection's first bytes right away (TCP_DEFER_ACCEPT makes them already here).
+//! Listening and accepting: binds WAIT_ADDR and IN_ADDR (TCP, or `unix:/path` through
+//! `net`), keeps the listeners across a reload, accepts in bounded batches, pauses when out
+//! of descriptors, and serves a new connection's first bytes right away (TCP_DEFER_ACCEPT
+//! makes them already here).
 //!
 //! Structure: `Listener { sock, line, addr }`, one per configured address; its token is
 //! `LISTENER_BASE + index` (`ListenToken`). New connections go into the reactor's slab with
 //! their inactivity timer armed.
-//! Uses: conn, config, sys, timers, types.
+//! Uses: conn, config, net, sys, timers, types.
 
 use super::*;
 
@@ -13,7 +14,7 @@ use super::*;
 pub(super) struct ListenToken(pub(super) usize);
 
 pub(super) struct Listener {
-    pub(super) sock: TcpListener,
+    pub(super) sock: Listen,
     pub(super) line: Line,
     /// The address as configured (compared on reload).
     pub(super) addr: String,
@@ -51,6 +52,14 @@ pub(super) fn bind(addr: &str) -> Result<TcpListener, String> {
     Ok(TcpListener::from_std(std))
 }
 
+/// Binds one WAIT_ADDR or IN_ADDR entry: `unix:/path` (`net::bind_unix`) or TCP (`bind`).
+pub(super) fn bind_any(addr: &str) -> Result<Listen, String> {
+    if addr.starts_with(net::UNIX_PREFIX) {
+        return net::bind_unix(addr).map(Listen::Unix);
+    }
+    bind(addr).map(Listen::Tcp)
+}
+
 /// The listen addresses a config asks for, in order.
 pub(super) fn wanted_addrs(cfg: &Config) -> Vec<(String, Line)> {
     cfg.wait_addr
@@ -75,7 +84,7 @@ impl Reactor {
             let (mut sock, fresh) =
                 match old.iter().position(|l| l.addr == *addr && l.line == *line) {
                     Some(i) => (old.swap_remove(i).sock, false),
-                    None => (bind(addr)?, true),
+                    None => (bind_any(addr)?, true),
                 };
             let reg = self.poll.registry();
             let res = if fresh {
@@ -85,7 +94,7 @@ impl Reactor {
             };
             res.map_err(|e| format!("{addr}: {e}"))?;
             if fresh {
-                let local = sock.local_addr().map_err(|e| format!("{addr}: {e}"))?;
+                let local = sock.describe().map_err(|e| format!("{addr}: {e}"))?;
                 rlog!(
                     Info,
                     self.storage.counts(),
@@ -157,7 +166,7 @@ impl Reactor {
             match l.sock.accept() {
                 Ok((sock, peer)) => {
                     accepted += 1;
-                    self.add_conn(sock, peer.into(), line, now);
+                    self.add_conn(sock, peer, line, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -213,7 +222,7 @@ impl Reactor {
         }
     }
 
-    pub(super) fn add_conn(&mut self, sock: TcpStream, peer: Peer, line: Line, now: Instant) {
+    pub(super) fn add_conn(&mut self, sock: Stream, peer: Peer, line: Line, now: Instant) {
         let key = self.conns.vacant_key();
         self.next_gen = self.next_gen.wrapping_add(1);
         let gen = self.next_gen;

@@ -4,7 +4,8 @@
 //! supervisor, or the worker itself with `--foreground`), its temp dir holding
 //! `test.conf` (`BASE_CONF` plus the test's text) and fixture files, and two `Log`s that
 //! reader threads fill with the child's stdout and stderr lines. The listening addresses
-//! come from the `WAIT: listening` / `IN: listening` log lines.
+//! come from the `WAIT: listening` / `IN: listening` log lines (TCP ones: a test that
+//! listens on `unix:@DIR@/...` knows its paths).
 //!
 //! May use std, `libc` (signals) and the sibling `log` module (startup waits on the log).
 //! Killed and its temp dir removed on drop; on a panic both logs are printed.
@@ -188,9 +189,11 @@ impl Server {
                 .any(|e| e.msg.starts_with("IN: listening "))
                 .then_some(())
         });
+        // TCP addresses only: `unix:/path` listeners are the tests' own paths.
         let parse = |prefix: &str, es: &[Entry]| -> Vec<SocketAddr> {
             es.iter()
                 .filter_map(|e| e.msg.strip_prefix(prefix))
+                .filter(|a| !a.starts_with("unix:"))
                 .map(|a| {
                     a.trim()
                         .parse()
@@ -201,8 +204,11 @@ impl Server {
         let entries = server.entries();
         server.wait_addrs = parse("WAIT: listening ", &entries);
         server.in_addrs = parse("IN: listening ", &entries);
+        let wait_unix = entries
+            .iter()
+            .any(|e| e.msg.starts_with("WAIT: listening unix:"));
         assert!(
-            !server.wait_addrs.is_empty(),
+            !server.wait_addrs.is_empty() || wait_unix,
             "no WAIT: listening line before IN: listening; log:\n{}",
             server.log.dump()
         );
