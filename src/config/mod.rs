@@ -296,6 +296,21 @@ fn workers(v: &ConfigMap) -> Result<usize, ConfigError> {
             at: None,
         });
     }
+    if n > 1 {
+        let unix = string_list(v, "WAIT_ADDR")
+            .into_iter()
+            .chain(string_list(v, "IN_ADDR"))
+            .find(|a| a.starts_with("unix:"));
+        if let Some(a) = unix {
+            return Err(ConfigError::Invalid {
+                key: "WORKERS",
+                why: format!(
+                    "{n} workers cannot share the Unix socket {a} (only TCP ports are shared between workers); use WORKERS = 1 or TCP addresses"
+                ),
+                at: None,
+            });
+        }
+    }
     Ok(n)
 }
 
