@@ -20,8 +20,8 @@ use crate::api::{self, metrics, Endpoint, Method, Parse, Request, Route};
 use crate::commands::{json, Kind};
 use crate::conn::Proto;
 
-/// This worker's index in `/metrics` (one worker today; cluster mode numbers them).
-const WORKER: usize = 0;
+/// Replies batched for one write at most (then written, and the batch starts again).
+const BATCH_FLUSH: usize = 64 * 1024;
 
 impl Reactor {
     /// New bytes on an IN connection: decide its protocol, then serve it.
@@ -72,6 +72,9 @@ impl Reactor {
         let keep_max = self.cfg.in_maxlen.saturating_add(SCRATCH);
         let was_full = self.conns.get(key).is_some_and(|c| c.buf.len() >= keep_max);
         let mut served = false;
+        // The replies to the requests read in this event go out in one write (pipelined
+        // publishers then cost one send per batch, not per push).
+        let mut batch: Vec<u8> = Vec::new();
         loop {
             let Some(c) = self.conns.get_mut(key) else {
                 return;
@@ -82,12 +85,16 @@ impl Reactor {
             let req = match api::parse(&c.buf) {
                 Parse::Partial => break,
                 Parse::Bad { status, why } => {
-                    self.api_send(key, None, ApiReply::error(status, &why).closing());
+                    let reply = ApiReply::error(status, &why).closing();
+                    self.api_send(key, None, reply, &mut batch);
                     return;
                 }
                 Parse::Done(r) => r,
             };
             if req.content_length.is_some_and(|n| n > self.cfg.in_maxlen) {
+                if !batch.is_empty() && self.write_or_close(key, &batch).is_err() {
+                    return;
+                }
                 self.api_too_large(key, &req);
                 return;
             }
@@ -104,9 +111,18 @@ impl Reactor {
             let body = this.get(req.head_len..).unwrap_or_default();
             let reply = self.api_handle(key, &req, body, now);
             served = true;
-            if !self.api_send(key, Some(&req), reply) {
+            if !self.api_send(key, Some(&req), reply, &mut batch) {
                 return;
             }
+            if batch.len() >= BATCH_FLUSH {
+                let bytes = std::mem::take(&mut batch);
+                if self.write_or_close(key, &bytes).is_err() {
+                    return;
+                }
+            }
+        }
+        if !batch.is_empty() && self.write_or_close(key, &batch).is_err() {
+            return;
         }
         // The buffer was full when read: the socket may hold more, with no new edge coming.
         // Registering again reports the readiness that is there.
@@ -124,8 +140,15 @@ impl Reactor {
         }
     }
 
-    /// Writes a reply; returns whether the connection stays open for the next request.
-    fn api_send(&mut self, key: usize, req: Option<&Request>, reply: ApiReply) -> bool {
+    /// Adds a reply to `batch` (written by the caller), or, for a final reply, writes the
+    /// batch and the reply and closes; returns whether the connection stays open.
+    fn api_send(
+        &mut self,
+        key: usize,
+        req: Option<&Request>,
+        reply: ApiReply,
+        batch: &mut Vec<u8>,
+    ) -> bool {
         let keep_alive = req.is_some_and(|r| r.keep_alive);
         let head_only = req.is_some_and(|r| r.method == Method::Head);
         rlog!(
@@ -144,9 +167,12 @@ impl Reactor {
         };
         let bytes = reply.to_bytes(keep_alive, head_only);
         if reply.keeps(keep_alive) {
-            self.write_or_close(key, &bytes).is_ok()
+            batch.extend_from_slice(&bytes);
+            true
         } else {
-            self.reply_and_close(key, &bytes);
+            let mut all = std::mem::take(batch);
+            all.extend_from_slice(&bytes);
+            self.reply_and_close(key, &all);
             false
         }
     }
@@ -210,7 +236,7 @@ impl Reactor {
         let counts = self.storage.counts();
         let c = &self.counters;
         metrics::Snapshot {
-            worker: WORKER,
+            worker: crate::worker_id::worker_index(),
             conns_wait: c.conns_wait,
             conns_in: c.conns_in,
             parked_listeners: counts.pairs_by_fhs as u64,
