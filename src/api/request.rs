@@ -224,37 +224,12 @@ fn parse_basic(value: &[u8]) -> Basic {
     }
 }
 
-/// Standard base64 with padding (RFC 4648), as `Authorization: Basic` uses.
+/// Standard base64 with padding (RFC 4648), as `Authorization: Basic` uses (the strict
+/// decoder the WebSocket handshake uses).
 fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
-    fn val(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let body = s
-        .strip_suffix(b"==")
-        .or_else(|| s.strip_suffix(b"="))
-        .unwrap_or(s);
-    if body.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(body.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for &c in body {
-        acc = (acc << 6) | val(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
+    let mut out = vec![0u8; s.len() / 4 * 3];
+    let n = crate::websocket::base64::decode(s, &mut out)?;
+    out.truncate(n);
     Some(out)
 }
 

@@ -174,11 +174,7 @@ impl Reactor {
                     // Out of descriptors: stop accepting for a moment instead of spinning.
                     self.accept_paused_until = Some(now + ACCEPT_PAUSE);
                     self.counters.accept_paused += 1;
-                    if self
-                        .last_accept_warn
-                        .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
-                    {
-                        self.last_accept_warn = Some(now);
+                    if self.accept_warn_due(now) {
                         rlog!(
                             Warn,
                             self.storage.counts(),
@@ -202,15 +198,22 @@ impl Reactor {
         open.saturating_add(1) > self.fd_limit.saturating_sub(self.fd_reserve)
     }
 
+    /// Whether an accept pause may be logged now (at most once a second); marks it logged.
+    fn accept_warn_due(&mut self, now: Instant) -> bool {
+        let due = self
+            .last_accept_warn
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
+        if due {
+            self.last_accept_warn = Some(now);
+        }
+        due
+    }
+
     /// Stops accepting WAIT connections for ACCEPT_PAUSE (the reserve is reached).
     fn pause_wait(&mut self, now: Instant) {
         self.wait_paused_until = Some(now + ACCEPT_PAUSE);
         self.counters.accept_paused += 1;
-        if self
-            .last_accept_warn
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
-        {
-            self.last_accept_warn = Some(now);
+        if self.accept_warn_due(now) {
             rlog!(
                 Warn,
                 self.storage.counts(),

@@ -39,16 +39,7 @@ pub fn body(blocks: &[Block], gaps: &[(Rc<str>, Cursor)], out: &mut Vec<u8>) {
 /// `  {\n    "ids": { "a": "1", "b": "2"` (the block is left open).
 fn ids(pairs: &[(Rc<str>, Cursor)], out: &mut Vec<u8>) {
     out.extend_from_slice(b"  {\n    \"ids\": { ");
-    for (j, (id, cursor)) in pairs.iter().enumerate() {
-        if j > 0 {
-            out.extend_from_slice(b", ");
-        }
-        out.push(b'"');
-        out.extend_from_slice(id.as_bytes());
-        out.extend_from_slice(b"\": \"");
-        cursor.write_to(out);
-        out.push(b'"');
-    }
+    super::id_pairs(pairs, out);
 }
 
 #[cfg(test)]

@@ -38,6 +38,20 @@ pub enum After {
     Stay,
 }
 
+/// `"a": "1", "b": "2"`: the (id, cursor) pairs of a block as every transport writes them.
+pub fn id_pairs(pairs: &[(Rc<str>, crate::cursor::Cursor)], out: &mut Vec<u8>) {
+    for (j, (id, cursor)) in pairs.iter().enumerate() {
+        if j > 0 {
+            out.extend_from_slice(b", ");
+        }
+        out.push(b'"');
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(b"\": \"");
+        cursor.write_to(out);
+        out.push(b'"');
+    }
+}
+
 impl Transport {
     /// The bytes written when the listener registers, before any data: the configured
     /// header block, with CORS headers for an allowed origin.

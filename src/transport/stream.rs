@@ -33,16 +33,7 @@ pub fn sse_head(cors_lines: &[u8]) -> Vec<u8> {
 /// Appends the block as its JSON object.
 pub fn block_json(b: &Block, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"ids\": {");
-    for (j, (id, cursor)) in b.ids.iter().enumerate() {
-        if j > 0 {
-            out.extend_from_slice(b", ");
-        }
-        out.push(b'"');
-        out.extend_from_slice(id.as_bytes());
-        out.extend_from_slice(b"\": \"");
-        cursor.write_to(out);
-        out.push(b'"');
-    }
+    super::id_pairs(&b.ids, out);
     out.extend_from_slice(b"}, \"data\": ");
     out.extend_from_slice(&b.msg.data);
     out.push(b'}');
@@ -69,16 +60,7 @@ pub fn event_id(b: &Block, out: &mut Vec<u8>) {
 /// being where each id's kept history now begins (continue from them).
 pub fn gap_json(gaps: &[(Rc<str>, Cursor)], out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"ids\": {");
-    for (j, (id, cursor)) in gaps.iter().enumerate() {
-        if j > 0 {
-            out.extend_from_slice(b", ");
-        }
-        out.push(b'"');
-        out.extend_from_slice(id.as_bytes());
-        out.extend_from_slice(b"\": \"");
-        cursor.write_to(out);
-        out.push(b'"');
-    }
+    super::id_pairs(gaps, out);
     out.extend_from_slice(b"}, \"gap\": true}");
 }
 
