@@ -2,7 +2,6 @@
 //! server instances) share ids through one Redis log, with the same cursor bytes; a worker
 //! restarted rebuilds its queues from the log; a push Redis cannot take gets a 503.
 
-use crate::cluster_link::Redis;
 use crate::util::*;
 
 fn conf(r: &Redis, prefix: &str) -> String {

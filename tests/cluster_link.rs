@@ -6,148 +6,21 @@
 //! persistence off, and kills it by PID when dropped. Nothing sleeps for a fixed time to
 //! synchronise: the loop runs until a condition holds, with a deadline.
 
+use crate::util::{free_port, Redis};
 use mio::{Events, Poll, Token};
 use realplexor::cluster::addr::{self, Target};
 use realplexor::cluster::link::{Event, Link, LinkError, Options, State};
 use realplexor::cluster::resp::{self, Value};
 use realplexor::cluster::stream_id::StreamId;
-use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const TOKEN: Token = Token(7);
 const DEADLINE: Duration = Duration::from_secs(10);
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "rp-cluster-{tag}-{}-{n}-{nanos}",
-        std::process::id()
-    ));
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// A `redis-server` child; killed by PID and its temp dir removed on drop.
-pub(crate) struct Redis {
-    child: Option<Child>,
-    pub(crate) port: u16,
-    dir: PathBuf,
-    extra: Vec<String>,
-    unix: bool,
-}
-
-impl Redis {
-    pub(crate) fn start(extra: &[&str]) -> Redis {
-        Redis::start_with(extra, false)
-    }
-
-    /// Also listening on `sock_path()`.
-    fn start_unix() -> Redis {
-        Redis::start_with(&[], true)
-    }
-
-    fn start_with(extra: &[&str], unix: bool) -> Redis {
-        let mut r = Redis {
-            child: None,
-            port: free_port(),
-            dir: temp_dir("redis"),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            unix,
-        };
-        r.launch();
-        r
-    }
-
-    fn sock_path(&self) -> PathBuf {
-        self.dir.join("redis.sock")
-    }
-
-    /// Starts the server (again) on the same port and waits until it accepts.
-    pub(crate) fn launch(&mut self) {
-        let bin = ["/usr/bin/redis-server", "redis-server"]
-            .into_iter()
-            .find(|b| !b.starts_with('/') || fs::metadata(b).is_ok())
-            .unwrap();
-        let log = fs::File::create(self.dir.join("redis.log")).unwrap();
-        let unix = self.unix;
-        let mut cmd = Command::new(bin);
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(&self.extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        if unix {
-            cmd.arg("--unixsocket").arg(self.sock_path());
-        }
-        let mut child = cmd
-            .spawn()
-            .expect("redis-server (apt-get install redis-server)");
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let up = if unix {
-                std::os::unix::net::UnixStream::connect(self.sock_path()).is_ok()
-            } else {
-                TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-            };
-            if up {
-                break;
-            }
-            if let Ok(Some(st)) = child.try_wait() {
-                let log = fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-                panic!("redis-server exited ({st}): {log}");
-            }
-            assert!(Instant::now() < end, "redis-server did not start");
-            thread::sleep(Duration::from_millis(10));
-        }
-        self.child = Some(child);
-    }
-
-    pub(crate) fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self, userinfo: &str, db: u32) -> Target {
-        addr::parse(&format!("redis://{userinfo}127.0.0.1:{}/{db}", self.port))
-            .unwrap()
-            .unwrap()
-    }
-
-    fn target(&self) -> Target {
-        addr::parse(&format!("127.0.0.1:{}", self.port))
-            .unwrap()
-            .unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A mio loop around one link that records every event and counts its turns.
 struct Driver {

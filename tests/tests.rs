@@ -46,6 +46,7 @@ mod first_week;
 mod gap;
 mod hardening;
 mod http_api;
+mod http_metrics;
 mod in_line;
 mod loadtest;
 mod php_api;

@@ -15,57 +15,12 @@ use crate::util::*;
 use std::collections::HashSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 /// The LISTEN state in `/proc/net/tcp`.
 const LISTEN: &str = "0A";
-
-/// A `redis-server` on a free loopback port, persistence off; killed by PID on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let bin = require_tool("redis-server", "redis-server");
-        let port = quiet_port();
-        let dir =
-            std::env::temp_dir().join(format!("rp-workers-redis-{}-{port}", std::process::id()));
-        fs::create_dir_all(&dir).expect("redis dir");
-        let child = Command::new(bin)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let mut r = Redis { child, port, dir };
-        wait_for("redis-server to accept", || {
-            if let Ok(Some(st)) = r.child.try_wait() {
-                panic!("redis-server exited: {st}");
-            }
-            TcpStream::connect(("127.0.0.1", r.port)).ok()
-        });
-        r
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A loopback port that is free now, below the ephemeral range (no client socket of a
 /// parallel test takes it meanwhile).
@@ -225,7 +180,7 @@ fn append_conf(s: &Server, text: &str) {
 
 #[test]
 fn two_workers_accept_on_the_same_wait_port() {
-    let redis = Redis::start();
+    let redis = Redis::start(&[]);
     let ports = Ports::new();
     let s = Server::start(&ports.conf(&redis, 2));
     let pids = listening_workers(&s, &ports, 2);
@@ -262,7 +217,7 @@ fn two_workers_accept_on_the_same_wait_port() {
 
 #[test]
 fn a_killed_worker_is_restarted_while_the_other_serves() {
-    let redis = Redis::start();
+    let redis = Redis::start(&[]);
     let ports = Ports::new();
     let s = Server::start(&ports.conf(&redis, 2));
     let pids = listening_workers(&s, &ports, 2);
@@ -294,7 +249,7 @@ fn a_killed_worker_is_restarted_while_the_other_serves() {
 
 #[test]
 fn sigterm_stops_every_worker_in_the_foreground_too() {
-    let redis = Redis::start();
+    let redis = Redis::start(&[]);
     let ports = Ports::new();
     // --foreground with WORKERS > 1 runs the supervisor: the started process has the workers.
     let mut s = Server::start_with_args(&ports.conf(&redis, 2), &["--foreground"]);
@@ -318,7 +273,7 @@ fn sigterm_stops_every_worker_in_the_foreground_too() {
 
 #[test]
 fn pid_file_is_written_once_every_worker_listens() {
-    let redis = Redis::start();
+    let redis = Redis::start(&[]);
     let ports = Ports::new();
     let mut s = Server::start_with_args(&ports.conf(&redis, 2), &["-p", "@DIR@/rp.pid"]);
     let pidfile = s.dir().join("rp.pid");
@@ -370,7 +325,7 @@ fn two_workers_without_cluster_redis_do_not_start() {
 
 #[test]
 fn a_first_worker_that_cannot_bind_fails_the_start() {
-    let redis = Redis::start();
+    let redis = Redis::start(&[]);
     let ports = Ports::new();
     // Held without SO_REUSEPORT: no worker may join it.
     let _held = TcpListener::bind(("127.0.0.1", ports.inp)).expect("hold the IN port");
@@ -394,7 +349,7 @@ fn a_first_worker_that_cannot_bind_fails_the_start() {
 
 #[test]
 fn sighup_starts_and_stops_workers_to_match() {
-    let redis = Redis::start();
+    let redis = Redis::start(&[]);
     let ports = Ports::new();
     let s = Server::start(&ports.conf(&redis, 1));
     let first = listening_workers(&s, &ports, 1);
@@ -423,7 +378,7 @@ fn sighup_starts_and_stops_workers_to_match() {
 
 #[test]
 fn max_mem_mb_recycles_each_worker_on_its_own() {
-    let redis = Redis::start();
+    let redis = Redis::start(&[]);
     let ports = Ports::new();
     let s = Server::start(&format!(
         "{}\n$CONFIG{{MAX_MEM_MB}} = 0.5;",
@@ -450,7 +405,7 @@ fn max_mem_mb_recycles_each_worker_on_its_own() {
 /// to whichever worker gets every message, exactly once.
 #[test]
 fn a_worker_killed_mid_stream_rebuilds_from_the_log_and_loses_nothing() {
-    let redis = Redis::start();
+    let redis = Redis::start(&[]);
     let ports = Ports::new();
     let s = Server::start(&ports.conf(&redis, 2));
     let pids = listening_workers(&s, &ports, 2);
