@@ -202,7 +202,11 @@ impl Reactor {
         let addrs = wanted_addrs(&r.cfg);
         r.listeners = r.bind_all(Vec::new(), &addrs)?;
         if let Some(target) = r.cfg.cluster.clone() {
-            r.cluster = Some(Box::new(cluster::Cluster::new(&target, &r.cfg)));
+            let c = cluster::Cluster::new(&target, &r.cfg);
+            // The shared log's retention is the history: it starts where catching up
+            // starts (CLEAN_ID_AFTER ago), not at this process's start.
+            r.storage.set_history_start(c.listen_now());
+            r.cluster = Some(Box::new(c));
             r.msg_source = Source::Cluster;
             r.storage.shared_presence = Some(Box::default());
         }

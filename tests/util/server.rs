@@ -61,11 +61,32 @@ fn cluster_conf(n: usize) -> String {
     let Ok(redis) = std::env::var("REALPLEXOR_TEST_CLUSTER_REDIS") else {
         return String::new();
     };
-    let workers = std::env::var("REALPLEXOR_TEST_WORKERS").unwrap_or_else(|_| "2".into());
+    // Fixed free ports, so that every worker listens on the same ones (SO_REUSEPORT) and a
+    // client lands on any of them; a test's own addresses come after and win.
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    };
     format!(
-        "$CONFIG{{CLUSTER_REDIS}} = '{redis}';\n$CONFIG{{CLUSTER_PREFIX}} = 'it{}_{n}';\n$CONFIG{{WORKERS}} = {workers};\n",
-        std::process::id()
+        "$CONFIG{{CLUSTER_REDIS}} = '{redis}';\n$CONFIG{{CLUSTER_PREFIX}} = 'it{}_{n}';\n$CONFIG{{WORKERS}} = {};\n$CONFIG{{WAIT_ADDR}} = ['127.0.0.1:{}'];\n$CONFIG{{IN_ADDR}} = ['127.0.0.1:{}'];\n",
+        std::process::id(),
+        cluster_workers(),
+        port(),
+        port()
     )
+}
+
+/// The workers of the cluster-mode run (1 outside it).
+pub fn cluster_workers() -> usize {
+    if std::env::var_os("REALPLEXOR_TEST_CLUSTER_REDIS").is_none() {
+        return 1;
+    }
+    std::env::var("REALPLEXOR_TEST_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2)
 }
 
 pub(super) fn prepare(extra_conf: &str, files: &[(&str, &str)]) -> (PathBuf, PathBuf) {
@@ -199,7 +220,13 @@ impl Server {
                         .parse()
                         .unwrap_or_else(|_| panic!("bad listening address {a:?}"))
                 })
-                .collect()
+                .fold(Vec::new(), |mut v: Vec<SocketAddr>, a| {
+                    // Several workers log the same shared address.
+                    if !v.contains(&a) {
+                        v.push(a);
+                    }
+                    v
+                })
         };
         let entries = server.entries();
         server.wait_addrs = parse("WAIT: listening ", &entries);

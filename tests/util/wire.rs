@@ -38,9 +38,29 @@ impl Server {
 
     /// IN client as the original harness: `X-Realplexor: identifier=<ids>\r\n\r\n<data>`.
     /// The reply to a push is empty, and this asserts it.
+    /// In the cluster-mode run it returns once every worker applied the push (each logs
+    /// its `added data` line), as the embedded server has when the reply comes.
     pub fn push_ids(&self, ids: &str, data: &str) {
+        let workers = super::server::cluster_workers();
+        let added = |s: &Server| {
+            s.entries()
+                .iter()
+                .filter(|e| e.msg.contains("DEBUG: added data for ["))
+                .count()
+        };
+        let before = if workers > 1 { added(self) } else { 0 };
         let reply = self.push(format!("X-Realplexor: identifier={ids}\r\n\r\n{data}").as_bytes());
         assert_eq!(show(&reply), "", "reply to a push must be empty");
+        if workers > 1 {
+            let deadline = std::time::Instant::now() + IO_TIMEOUT;
+            while added(self) < before + workers {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a worker never applied the push"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
     }
 
     /// A round trip through the event loop that changes no state: an IN connection
