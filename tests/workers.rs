@@ -230,6 +230,11 @@ fn a_killed_worker_is_restarted_while_the_other_serves() {
     // Connections queued on the victim's listener when it dies are reset (SO_REUSEPORT
     // gives each listener its own queue): wait until its descriptors are gone.
     wait_for("the killed worker to go", || (!alive(victim)).then_some(()));
+    // The kernel drops the dead listener from the port's group as the process is torn
+    // down; a connect in that instant can still be refused (clients retry).
+    wait_for("the port to take connections", || {
+        std::net::TcpStream::connect(ports.wait_addr()).ok()
+    });
     // Right away, before the restart pause is over, the other worker serves every line.
     for n in 0..5 {
         let _ = WaitClient::register_at(ports.wait_addr(), format!("identifier=k{n}\n").as_bytes());
