@@ -48,6 +48,7 @@ mod hardening;
 mod http_api;
 mod http_metrics;
 mod in_line;
+mod jsonp;
 mod loadtest;
 mod php_api;
 mod presence;

@@ -80,6 +80,12 @@ impl Reactor {
             log::log_enabled!(Debug).then(|| (self.who(key).to_string(), self.name_prefix(key)));
         // Closing the socket removes it from epoll: no deregister call needed.
         let mut c = self.conns.remove(key);
+        if c.transport == crate::transport::Transport::Jsonp {
+            self.jsonp.remove(&ConnId {
+                key: key as u32,
+                gen: c.gen,
+            });
+        }
         self.counters.closed(c.line);
         self.closed_since_trim += 1;
         if let Some(t) = c.timer.take() {

@@ -76,12 +76,24 @@ impl Reactor {
                 After::Stay => {}
             }
         }
-        let done = self.write_or_close(key, &out.body);
+        let done = match transport {
+            Transport::Jsonp => {
+                // The shared body, wrapped in this listener's callback.
+                let name = self.jsonp.get(&d.conn).map_or("", |n| &**n);
+                let mut wrapped = Vec::with_capacity(out.body.len() + name.len() + 3);
+                wrapped.extend_from_slice(name.as_bytes());
+                wrapped.push(b'(');
+                wrapped.extend_from_slice(&out.body);
+                wrapped.extend_from_slice(b");");
+                self.write_or_close(key, &wrapped)
+            }
+            _ => self.write_or_close(key, &out.body),
+        };
         self.counters.deliveries += 1;
         match transport {
             Transport::Sse => self.counters.deliveries_sse += 1,
             Transport::Ws => self.counters.deliveries_ws += 1,
-            Transport::LongPoll => {}
+            Transport::LongPoll | Transport::Jsonp => {}
         }
         rlog!(
             Debug,

@@ -132,6 +132,9 @@ pub struct Reactor {
     wake: Vec<ChannelId>,
     /// Publishers whose close waits for that delivery (the original's log order).
     wake_ins: Vec<ConnId>,
+    /// JSONP long-poll listeners' callback names (only theirs: a parked connection stays
+    /// small).
+    jsonp: std::collections::HashMap<ConnId, Box<str>>,
     /// Command replies being written in slices (see `reply_job`).
     jobs: Vec<(ConnId, reply_job::Job)>,
     /// Cluster mode: the Redis links and the log position (see `cluster`).
@@ -189,6 +192,7 @@ impl Reactor {
             cluster: None,
             counters: Counters::default(),
             jobs: Vec::new(),
+            jsonp: std::collections::HashMap::new(),
             wake: Vec::new(),
             wake_ins: Vec::new(),
             signals: None,

@@ -38,7 +38,7 @@ pub(super) enum Detect {
 }
 
 /// The value of query parameter `name` in the request line, percent-decoded.
-fn query_param(buf: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn query_param(buf: &[u8], name: &[u8]) -> Option<Vec<u8>> {
     let line_end = buf.iter().position(|&c| c == b'\n').unwrap_or(buf.len());
     let line = buf.get(..line_end)?;
     let target = line.split(|&c| c == b' ').nth(1)?;

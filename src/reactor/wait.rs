@@ -94,7 +94,23 @@ impl Reactor {
                     &c.buf,
                     &self.cfg.allowed_origins,
                 ) {
-                    stream::Detect::LongPoll => (Transport::LongPoll, None, None),
+                    stream::Detect::LongPoll => match stream::query_param(&c.buf, b"callback") {
+                        None => (Transport::LongPoll, None, None),
+                        Some(name) if transport::valid_callback(&name) => {
+                            let name = String::from_utf8_lossy(&name).into_owned();
+                            let id = ConnId {
+                                key: key as u32,
+                                gen: c.gen,
+                            };
+                            self.jsonp.insert(id, name.into_boxed_str());
+                            (Transport::Jsonp, None, None)
+                        }
+                        Some(_) => {
+                            let reply = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 59\r\n\r\nbad callback: want [A-Za-z_$][A-Za-z0-9_$.]{0,63}, no more\n";
+                            self.reply_and_close(key, reply);
+                            return;
+                        }
+                    },
                     stream::Detect::WaitHead => {
                         if c.buf.len() > self.cfg.wait_maxlen {
                             self.wait_overflow(key, last_read, now);

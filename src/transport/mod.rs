@@ -23,6 +23,9 @@ pub enum Transport {
     /// The original's: one reply, then close (the client reconnects with its cursors).
     #[default]
     LongPoll,
+    /// Long-poll with JSONP (`callback=name`): the same reply body wrapped in `name(...);`
+    /// and served as `application/javascript` (the name is kept by the reactor).
+    Jsonp,
     /// Server-sent events: one event per block, the connection stays open.
     Sse,
     /// WebSocket: one text frame per block, the connection stays open.
@@ -36,6 +39,17 @@ pub enum After {
     Close,
     /// The connection stays parked for the next messages (its cursors moved on).
     Stay,
+}
+
+/// Whether `name` may be a JSONP callback: `[A-Za-z_$][A-Za-z0-9_$.]{0,63}`.
+pub fn valid_callback(name: &[u8]) -> bool {
+    let mut it = name.iter();
+    let first_ok = it
+        .next()
+        .is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_' || c == b'$');
+    first_ok
+        && name.len() <= 64
+        && it.all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'$' | b'.'))
 }
 
 /// `"a": "1", "b": "2"`: the (id, cursor) pairs of a block as every transport writes them.
@@ -64,6 +78,18 @@ impl Transport {
                 Some(_) => Rc::from(crate::http::with_headers(&cfg.wait_header, &cors_lines)),
                 None => cfg.wait_header.clone(),
             },
+            Transport::Jsonp => {
+                let head = String::from_utf8_lossy(&cfg.wait_header).replacen(
+                    "Content-Type: text/javascript",
+                    "Content-Type: application/javascript",
+                    1,
+                );
+                let head = head.into_bytes();
+                match cors {
+                    Some(_) => Rc::from(crate::http::with_headers(&head, &cors_lines)),
+                    None => Rc::from(head),
+                }
+            }
             Transport::Sse => Rc::from(stream::sse_head(&cors_lines)),
             Transport::Ws => Rc::from(&[][..]),
         }
@@ -73,7 +99,7 @@ impl Transport {
     /// ((id, cursor to continue from); empty unless the listener opted in).
     pub fn encode(self, blocks: &[Block], gaps: &[(Rc<str>, Cursor)], out: &mut Vec<u8>) {
         match self {
-            Transport::LongPoll => longpoll::body(blocks, gaps, out),
+            Transport::LongPoll | Transport::Jsonp => longpoll::body(blocks, gaps, out),
             Transport::Sse => stream::sse_events(blocks, gaps, out),
             Transport::Ws => stream::ws_frames(blocks, gaps, out),
         }
@@ -82,7 +108,7 @@ impl Transport {
     /// Whether the connection closes after a delivery.
     pub fn after_delivery(self) -> After {
         match self {
-            Transport::LongPoll => After::Close,
+            Transport::LongPoll | Transport::Jsonp => After::Close,
             Transport::Sse | Transport::Ws => After::Stay,
         }
     }
@@ -95,7 +121,7 @@ impl Transport {
     /// Appends a keep-alive ping (nothing for long-poll).
     pub fn ping(self, out: &mut Vec<u8>) {
         match self {
-            Transport::LongPoll => {}
+            Transport::LongPoll | Transport::Jsonp => {}
             Transport::Sse => crate::sse::comment(b"ping", out),
             Transport::Ws => crate::websocket::frame::ping(b"", out),
         }
