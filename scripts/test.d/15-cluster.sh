@@ -28,6 +28,7 @@ done
 REALPLEXOR_TEST_CLUSTER_REDIS="127.0.0.1:$port" REALPLEXOR_TEST_WORKERS="${REALPLEXOR_TEST_WORKERS:-2}" \
     cargo test --test integration -- delivery:: wait_line:: sse:: websocket:: \
     --skip wait_line::several_wait_addrs_are_all_served --skip wait_line::ipv6_wait_addr \
-    --skip delivery::queue_cleaned_after_clean_id_after
+    --skip delivery::queue_cleaned_after_clean_id_after --skip delivery::fan_out_to_50_parked_listeners
 # The first two set their own port-0 addresses, which every worker binds apart; the third
-# times one worker's CLEAN_ID_AFTER to the second while the other cleans a moment later.
+# times one worker's CLEAN_ID_AFTER to the second while the other cleans a moment later; the
+# fourth asserts the storage counters of the last log line, which is either worker's.
