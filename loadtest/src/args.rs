@@ -34,6 +34,10 @@ OPTIONS:
   --api A             publish pushes: classic (IN connection per push) | http
                       (POST /pub on keep-alive connections to IN, pipelined) [classic]
   --pub-conns C       publish --api http: keep-alive publisher connections [4]
+  --id-pool K         idle: the listeners share K ids (connection g waits on id g % K),
+                      0 = each on its own id [0]
+  --push-each-in      fanout: push once to every --in address (several servers, each
+                      holding the listeners given its --wait), not only to the first
   --window W          connects in flight [256]
   --timeout S         bound of every phase, seconds [60]
   --name NAME         label of the server in the result [ours]
@@ -95,6 +99,10 @@ pub struct Opts {
     pub transport: Transport,
     /// How publish pushes.
     pub api: Api,
+    /// fanout: one push to each `--in` address instead of one to the first.
+    pub push_each_in: bool,
+    /// idle: listeners share this many ids (connection g on id g % K); 0 = one id each.
+    pub id_pool: usize,
     /// `--api http`: keep-alive publisher connections.
     pub pub_conns: usize,
     /// suite: the transports and APIs to run side by side (the first of each is the base).
@@ -143,6 +151,8 @@ impl Default for Opts {
             floor_fanout: false,
             transport: Transport::LongPoll,
             api: Api::Classic,
+            push_each_in: false,
+            id_pool: 0,
             pub_conns: 4,
             transports: vec![Transport::LongPoll],
             apis: vec![Api::Classic],
@@ -188,6 +198,7 @@ const VALUE_OPTS: &[(&str, &str)] = &[
     ("transports", "LIST"),
     ("conf-extra", "PERL"),
     ("apis", "LIST"),
+    ("id-pool", "K"),
 ];
 
 /// The commands `parse` accepts (`worker` is internal and handled before it).
@@ -214,6 +225,7 @@ fn options() -> getopts::Options {
     }
     g.optflagmulti("", "quiet", "");
     g.optflagmulti("", "fanout", "");
+    g.optflagmulti("", "push-each-in", "");
     g.optflagmulti("h", "help", "");
     g
 }
@@ -335,6 +347,7 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
     set!(o.transport, "transport");
     set!(o.api, "api");
     set!(o.pub_conns, "pub-conns");
+    set!(o.id_pool, "id-pool");
     o.pub_conns = o.pub_conns.max(1);
     if let Some(v) = m.opt_strs("transports").pop() {
         o.transports = list(&v, "--transports")?;
@@ -350,6 +363,10 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
     }
     o.quiet = m.opt_present("quiet");
     o.floor_fanout = m.opt_present("fanout");
+    o.push_each_in = m.opt_present("push-each-in");
+    if o.push_each_in && o.command != "fanout" {
+        return Err("--push-each-in is for fanout".into());
+    }
     let scenario = matches!(
         o.command.as_str(),
         "idle" | "fanout" | "publish" | "churn" | "multi"
@@ -471,6 +488,14 @@ mod tests {
         assert!(!o.floor_fanout);
         let o = p("floor-server --fanout /tmp/x.conf").unwrap();
         assert!(o.floor_fanout);
+        let o = p("fanout --wait 127.0.0.1:1 --in 127.0.0.1:2 --in 127.0.0.1:3 --push-each-in")
+            .unwrap();
+        assert!(o.push_each_in && o.inn.len() == 2);
+        assert!(p("idle --server-cmd x --push-each-in").is_err());
+        assert_eq!(
+            p("idle --server-cmd x --id-pool 1000").unwrap().id_pool,
+            1000
+        );
         let o = p(
             "publish --window 0 --rounds 0 --wait 127.0.0.1:1 --in 127.0.0.1:2 \
                    --in 127.0.0.1:3",

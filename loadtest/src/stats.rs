@@ -93,6 +93,8 @@ pub struct Progress {
     start: u64,
     last_count: u64,
     last_t: u64,
+    /// Appended to the line (e.g. the server's memory).
+    extra: String,
 }
 
 impl Progress {
@@ -105,7 +107,13 @@ impl Progress {
             start: now,
             last_count: 0,
             last_t: now,
+            extra: String::new(),
         }
+    }
+
+    /// Text shown at the end of the line from the next redraw on.
+    pub fn set_extra(&mut self, extra: String) {
+        self.extra = extra;
     }
 
     /// Redraws the line if 200 ms have passed; `count` drives the rate.
@@ -124,9 +132,10 @@ impl Progress {
         let mut e = std::io::stderr().lock();
         let _ = write!(
             e,
-            "\r\x1b[K{} [{:.1}s]: open {open}, delivered {delivered}, {rate}/s",
+            "\r\x1b[K{} [{:.1}s]: open {open}, delivered {delivered}, {rate}/s{}",
             self.label,
-            now.saturating_sub(self.start) as f64 / 1e9
+            now.saturating_sub(self.start) as f64 / 1e9,
+            self.extra
         );
         let _ = e.flush();
     }

@@ -150,6 +150,29 @@ impl Target {
         Some(pids.iter().filter_map(|&p| rss_of(p)).sum())
     }
 
+    /// Memory of the process tree, bytes: (PSS, RSS) summed from each process's
+    /// /proc/PID/smaps_rollup. PSS counts a page shared by k processes as 1/k in each, so
+    /// the sum counts the workers' shared code once; RSS counts it in every process.
+    pub fn mem(&self) -> Option<(u64, u64)> {
+        let pids = self.tree();
+        if pids.is_empty() {
+            return None;
+        }
+        let (mut pss, mut rss) = (0, 0);
+        for p in pids {
+            if let Some((a, b)) = rollup_of(p) {
+                pss += a;
+                rss += b;
+            }
+        }
+        Some((pss, rss))
+    }
+
+    /// How many processes the server's tree has (supervisor and workers).
+    pub fn procs(&self) -> usize {
+        self.tree().len()
+    }
+
     /// CPU time (user + system) of the process tree, ns.
     pub fn cpu_ns(&self) -> Option<u64> {
         let pids = self.tree();
@@ -245,6 +268,20 @@ pub fn rss_of(pid: u32) -> Option<u64> {
     parse_vmrss(&s)
 }
 
+/// (Pss, Rss) in bytes from /proc/PID/smaps_rollup.
+pub fn rollup_of(pid: u32) -> Option<(u64, u64)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    parse_rollup(&s)
+}
+
+pub fn parse_rollup(s: &str) -> Option<(u64, u64)> {
+    let kb = |key: &str| -> Option<u64> {
+        let line = s.lines().find(|l| l.starts_with(key))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok()
+    };
+    Some((kb("Pss:")? * 1024, kb("Rss:")? * 1024))
+}
+
 pub fn parse_vmrss(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -304,5 +341,11 @@ mod tests {
             Some(1234 * 1024)
         );
         assert_eq!(parse_vmrss("Name: x\n"), None);
+        let (pss, rss) = rollup_of(me).unwrap();
+        assert!(pss > 0 && rss >= pss);
+        assert_eq!(
+            parse_rollup("55d0-7ff [rollup]\nRss:   200 kB\nPss:   150 kB\nPss_Anon: 9 kB\n"),
+            Some((150 * 1024, 200 * 1024))
+        );
     }
 }

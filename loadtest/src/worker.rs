@@ -4,7 +4,7 @@
 //!
 //! Structure: a worker reads one JSON command per line and answers with JSON lines:
 //! ```text
-//! {"op":"open", n, first, wait:[addr], id|prefix, window, timeout_ms, source, transport}
+//! {"op":"open", n, first, wait:[addr], id|prefix[, id_pool], window, timeout_ms, source, transport}
 //!      -> {"ev":"progress",...}* {"ev":"ready", parked, failed, t_first, t_last}
 //! {"op":"await", payload, id, timeout_ms, transport}
 //!      -> {"ev":"awaiting"} {"ev":"progress",...}* {"ev":"delivered", times:[ns], bad, missing}
@@ -92,6 +92,8 @@ fn open(
     }
     let shared = cmd["id"].as_str();
     let prefix = cmd["prefix"].as_str().unwrap_or("i");
+    // Listener g waits on `<prefix><g % id_pool>`; 0: each on its own id.
+    let id_pool = cmd["id_pool"].as_u64().unwrap_or(0) as usize;
     let transport = match transport_of(cmd) {
         Ok(t) => t,
         Err(e) => return Ok(json!({"ev": "error", "msg": e})),
@@ -105,7 +107,10 @@ fn open(
     while parked.len() + failed < n && now_ns() < deadline {
         while next < n && pending < window {
             let g = first + next;
-            let own = format!("{prefix}{g}");
+            let own = match id_pool {
+                0 => format!("{prefix}{g}"),
+                k => format!("{prefix}{}", g % k),
+            };
             let id = shared.unwrap_or(&own);
             let dst = *wait.get(g % wait.len()).unwrap_or(&wait[0]);
             match net.open_listen(
@@ -347,6 +352,18 @@ impl Pool {
         timeout: Duration,
         prog: &mut Progress,
     ) -> Result<Vec<Value>, String> {
+        self.collect_with(ev, timeout, prog, &mut |_, _| {})
+    }
+
+    /// `collect`, calling `tick(open, prog)` with the workers' summed open count before
+    /// each redraw of the progress line (at least every 200 ms).
+    pub fn collect_with(
+        &mut self,
+        ev: &str,
+        timeout: Duration,
+        prog: &mut Progress,
+        tick: &mut dyn FnMut(u64, &mut Progress),
+    ) -> Result<Vec<Value>, String> {
         let mut got: Vec<Option<Value>> = vec![None; self.workers.len()];
         let end = now_ns() + timeout.as_nanos() as u64;
         while got.iter().any(Option::is_none) {
@@ -382,6 +399,7 @@ impl Pool {
                 .seen
                 .iter()
                 .fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
+            tick(o, prog);
             prog.update(o, d, o.max(d));
         }
         for s in &mut self.seen {

@@ -108,6 +108,55 @@ pub fn procs(n: usize, asked: usize) -> usize {
     }
 }
 
+/// Samples the server's memory (PSS and RSS of its process tree) against the number of
+/// open connections while `open_all` runs, at most once per `every`, and shows the latest
+/// figures on the progress line.
+pub struct MemSampler<'a> {
+    target: &'a Target,
+    every_ns: u64,
+    last: u64,
+    t0: u64,
+    /// `{"t_s", "open", "pss", "rss"}` in bytes, in order.
+    pub samples: Vec<Value>,
+}
+
+impl<'a> MemSampler<'a> {
+    pub fn new(target: &'a Target, every: Duration) -> MemSampler<'a> {
+        MemSampler {
+            target,
+            every_ns: every.as_nanos() as u64,
+            last: 0,
+            t0: now_ns(),
+            samples: Vec::new(),
+        }
+    }
+
+    /// Takes a sample now; returns (PSS, RSS).
+    pub fn sample(&mut self, open: u64) -> Option<(u64, u64)> {
+        let now = now_ns();
+        self.last = now;
+        let (pss, rss) = self.target.mem()?;
+        self.samples
+            .push(json!({"t_s": (now - self.t0) as f64 / 1e9, "open": open,
+                                 "pss": pss, "rss": rss}));
+        Some((pss, rss))
+    }
+
+    /// Takes a sample if `every` has passed since the last one.
+    pub fn tick(&mut self, open: u64, prog: &mut Progress) {
+        if now_ns().saturating_sub(self.last) < self.every_ns {
+            return;
+        }
+        if let Some((pss, rss)) = self.sample(open) {
+            prog.set_extra(format!(
+                ", server PSS {:.1} MB, RSS {:.1} MB",
+                pss as f64 / 1e6,
+                rss as f64 / 1e6
+            ));
+        }
+    }
+}
+
 /// What `open_all` reports.
 pub struct Opened {
     pub parked: u64,
@@ -125,6 +174,7 @@ pub fn open_all(
     shared: Option<&str>,
     prefix: &str,
     prog: &mut Progress,
+    mem: &mut MemSampler,
 ) -> Result<Opened, String> {
     let k = pool.len();
     let wait: Vec<String> = ctx.target.wait.iter().map(|a| a.to_string()).collect();
@@ -132,7 +182,7 @@ pub fn open_all(
     for i in 0..k {
         let share = n / k + usize::from(i < n % k);
         let mut cmd = json!({"op": "open", "n": share, "first": first, "wait": wait,
-            "prefix": prefix, "window": ctx.opts.window, "source": i,
+            "prefix": prefix, "id_pool": ctx.opts.id_pool, "window": ctx.opts.window, "source": i,
             "transport": ctx.opts.transport.name(),
             "timeout_ms": ctx.timeout().as_millis() as u64});
         if let Some(id) = shared {
@@ -141,7 +191,12 @@ pub fn open_all(
         pool.send(i, &cmd).map_err(|e| format!("worker {i}: {e}"))?;
         first += share;
     }
-    let ready = pool.collect("ready", ctx.timeout() + Duration::from_secs(10), prog)?;
+    let ready = pool.collect_with(
+        "ready",
+        ctx.timeout() + Duration::from_secs(10),
+        prog,
+        &mut |open, prog| mem.tick(open, prog),
+    )?;
     let sum = |k: &str| {
         ready
             .iter()
@@ -169,13 +224,14 @@ pub fn open_all(
     })
 }
 
-/// Closes every worker's connections.
-pub fn close_all(pool: &mut Pool, prog: &mut Progress) -> Result<(), String> {
+/// Closes every worker's connections (within `--timeout`, at least 30 s: a million
+/// closes on a loaded machine take a while).
+pub fn close_all(pool: &mut Pool, ctx: &Ctx, prog: &mut Progress) -> Result<(), String> {
     for i in 0..pool.len() {
         pool.send(i, &json!({"op": "close"}))
             .map_err(|e| e.to_string())?;
     }
-    pool.collect("closed", Duration::from_secs(30), prog)
+    pool.collect("closed", ctx.timeout().max(Duration::from_secs(30)), prog)
         .map(|_| ())
 }
 

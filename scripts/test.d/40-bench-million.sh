@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# scripts/bench-million at 20,000 connections (2 server workers, 2 loadtest workers, SSE
+# and WebSocket at 5,000), so the script keeps working: every phase must hold all its
+# connections and deliver every payload exactly once (the script exits non-zero
+# otherwise). Results go to a temporary directory; bench/million.* stay as they are.
+# Bounded: the script's own budget is 90 s (the run takes about 45 s here).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+if ! command -v redis-server >/dev/null; then
+    if [ "${CI:-}" = true ]; then
+        echo "40-bench-million: FAIL: redis-server is missing (scripts/deps/cluster.txt)" >&2
+        exit 1
+    fi
+    echo "40-bench-million: SKIP: redis-server is missing (a failure when CI=true)" >&2
+    exit 0
+fi
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt 11000 ]; then
+    echo "40-bench-million: SKIP: open-file hard limit $hard < 11000" >&2
+    exit 0
+fi
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+# 10,000 sockets per process: well under the 20,000 limit of the CI machine.
+if ! scripts/bench-million -n 20000 --per-proc 10000 --quick --budget 90 --out-dir "$out" \
+    >"$out/run.log" 2>&1; then
+    tr '\r' '\n' <"$out/run.log" | grep -v $'^\x1b\\[K' | tail -n 40 >&2
+    echo "40-bench-million: FAIL" >&2
+    exit 1
+fi
+for f in million.json million.md million.svg; do
+    [ -s "$out/$f" ] || { echo "40-bench-million: FAIL: no $f" >&2; exit 1; }
+done
+python3 - "$out/million.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["idle"]["parked"] == 20000, d["idle"]
+assert d["fanout"]["exactly_once"] and d["floor"]["exactly_once"], d["fanout"]
+assert d["sse"]["exactly_once"] and d["ws"]["exactly_once"]
+assert d["idle"]["mem_samples"], "no memory samples"
+PY
+echo "40-bench-million: ok ($(grep -o 'last_vs_floor": [0-9.]*' "$out/million.json"))"
