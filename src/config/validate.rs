@@ -28,6 +28,8 @@ enum Kind {
     Count { min: u64 },
     /// A number, 0 or more.
     NonNegative,
+    /// A whole number of milliseconds from 0 to `max`.
+    Millis { max: u64 },
     /// Any scalar (undef, a number or a string), read as true or false.
     Flag,
     /// A string (undef reads as empty), not a list or code.
@@ -78,6 +80,7 @@ const RULES: &[(&str, Kind)] = &[
     ("ALLOWED_ORIGINS", Kind::Origins),
     ("IFRAME_ORIGIN_AGENT_CLUSTER", Kind::Flag),
     ("STREAM_PING", Kind::NonNegative),
+    ("COALESCE_MS", Kind::Millis { max: 10_000 }),
     ("WORKERS", Kind::Workers),
     ("CLUSTER_REDIS", Kind::Redis),
     ("CLUSTER_PREFIX", Kind::Marker),
@@ -124,6 +127,14 @@ fn fits(kind: Kind, value: &Value) -> Result<(), String> {
             let n = number(value, &expected)?;
             // Exact for every count a config can sensibly hold (below 2^53).
             if n.fract() != 0.0 || n < min as f64 {
+                return Err(expected);
+            }
+            Ok(())
+        }
+        Kind::Millis { max } => {
+            let expected = format!("a whole number of milliseconds, 0 to {max} (0: off)");
+            let n = number(value, &expected)?;
+            if n.fract() != 0.0 || n > max as f64 {
                 return Err(expected);
             }
             Ok(())
