@@ -7,7 +7,9 @@
 //! `deliver_to_new` and `ids_with_data` pass over held listeners). Its release timer, armed
 //! at registration for the one fixed duration, ends the hold; the reactor then delivers to
 //! it through `deliver_to_new`, as at registration. Listeners parked longer than the window
-//! are answered at once, as without it.
+//! are answered at once, as without it. As for a client between two requests, a message
+//! that MAX_DATA_FOR_ID trims from a queue during the window is not seen (with `gap=1` the
+//! reply says so).
 //!
 //! Structure: `Listener::held` and `Storage::holds`, a `Timers<(ListenerId, ConnId)>`.
 //! A listener that closes while held leaves its timer behind (no per-listener key is kept,
