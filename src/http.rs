@@ -101,14 +101,16 @@ pub fn query_flag(buf: &[u8], param: &[u8]) -> bool {
     if param.is_empty() {
         return false;
     }
-    line.windows(param.len()).enumerate().any(|(i, w)| {
-        w == param
-            && i.checked_sub(1)
-                .and_then(|p| line.get(p))
-                .is_some_and(|&c| c == b'?' || c == b'&')
-            && line
-                .get(i + param.len())
-                .is_some_and(|&c| matches!(c, b'&' | b' ' | b'\r' | b'#'))
+    // Only the bytes after a `?` or `&` can start a parameter: compare there alone (a
+    // comparison at every offset of a long identifier line cost a third of a worker's time).
+    line.iter().enumerate().any(|(i, &sep)| {
+        (sep == b'?' || sep == b'&')
+            && line.get(i + 1..).is_some_and(|rest| {
+                rest.starts_with(param)
+                    && rest
+                        .get(param.len())
+                        .is_some_and(|&c| matches!(c, b'&' | b' ' | b'\r' | b'#'))
+            })
     })
 }
 

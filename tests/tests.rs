@@ -22,6 +22,7 @@
 //! * `cors`, `service`: CORS on the WAIT line; reload, stop, supervisor (spec 9.4-9.6, 14);
 //! * `startup`: a start is reported only once the first worker listens (issue 18);
 //! * `config_checks`: what a config file says is applied or reported with file:line (issue 18);
+//! * `coalesce`: the COALESCE_MS window (held long-poll requests share one reply);
 //! * `gap`, `snapshot`: the gap signal; SNAPSHOT_FILE across restarts;
 //! * `http_api`: the HTTP API on the IN line (publish, keep-alive, errors, credentials,
 //!   JSON commands, health, metrics through the real Prometheus parser);
@@ -38,6 +39,7 @@ mod auth;
 mod batching;
 mod cluster;
 mod cluster_link;
+mod coalesce;
 mod commands;
 mod config_checks;
 mod cors;

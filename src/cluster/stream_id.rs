@@ -108,7 +108,7 @@ impl StreamId {
     /// Fraction digits past the 14th only round down, which is what "not after" needs.
     pub fn floor_of(cursor: &Cursor) -> Result<StreamId, IdError> {
         let (secs, frac) = match cursor {
-            Cursor::Gen { secs, frac } => (*secs, *frac),
+            Cursor::Gen { secs, frac } | Cursor::Client { secs, frac } => (*secs, *frac),
             Cursor::Text(t) => split_text(t.as_bytes())?,
         };
         let ms = secs

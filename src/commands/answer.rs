@@ -329,6 +329,7 @@ mod tests {
             offline_timeout: std::time::Duration::from_secs(30),
             clean_id_after: std::time::Duration::from_secs(60),
             event_chain_len: 100,
+            coalesce: std::time::Duration::ZERO,
         };
         let now = std::time::Instant::now();
         for i in 0..50u32 {

@@ -63,6 +63,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "ALLOWED_ORIGINS",
     "IFRAME_ORIGIN_AGENT_CLUSTER",
     "STREAM_PING",
+    "COALESCE_MS",
     "CLUSTER_REDIS",
     "CLUSTER_PREFIX",
     "CLUSTER_MAXLEN",
@@ -126,6 +127,9 @@ pub struct Config {
     /// Keep-alive pings on SSE and WebSocket connections (None: a value of 0, no pings;
     /// at least 100 ms).
     pub stream_ping: Option<Duration>,
+    /// How long a long-poll listener is held after it registers, so that pushes arriving
+    /// meanwhile share one reply (zero: answered at once, as the original).
+    pub coalesce: Duration,
     /// Cluster mode's Redis (None: embedded mode, as the original).
     pub cluster: Option<crate::cluster::addr::Target>,
     pub cluster_prefix: String,
@@ -368,6 +372,7 @@ fn build(
         stream_ping: Some(secs(&values, "STREAM_PING")?)
             .filter(|d| !d.is_zero())
             .map(|d| d.max(Duration::from_millis(100))),
+        coalesce: Duration::from_millis(count(&values, "COALESCE_MS")? as u64),
         snapshot_file: string(&values, "SNAPSHOT_FILE"),
         iframe_reply: iframe,
         script_reply: script,

@@ -28,6 +28,8 @@ enum Kind {
     Count { min: u64 },
     /// A number, 0 or more.
     NonNegative,
+    /// A whole number of milliseconds from 0 to `max`.
+    Millis { max: u64 },
     /// Any scalar (undef, a number or a string), read as true or false.
     Flag,
     /// A string (undef reads as empty), not a list or code.
@@ -78,6 +80,7 @@ const RULES: &[(&str, Kind)] = &[
     ("ALLOWED_ORIGINS", Kind::Origins),
     ("IFRAME_ORIGIN_AGENT_CLUSTER", Kind::Flag),
     ("STREAM_PING", Kind::NonNegative),
+    ("COALESCE_MS", Kind::Millis { max: 10_000 }),
     ("WORKERS", Kind::Workers),
     ("CLUSTER_REDIS", Kind::Redis),
     ("CLUSTER_PREFIX", Kind::Marker),
@@ -124,6 +127,14 @@ fn fits(kind: Kind, value: &Value) -> Result<(), String> {
             let n = number(value, &expected)?;
             // Exact for every count a config can sensibly hold (below 2^53).
             if n.fract() != 0.0 || n < min as f64 {
+                return Err(expected);
+            }
+            Ok(())
+        }
+        Kind::Millis { max } => {
+            let expected = format!("a whole number of milliseconds, 0 to {max} (0: off)");
+            let n = number(value, &expected)?;
+            if n.fract() != 0.0 || n > max as f64 {
                 return Err(expected);
             }
             Ok(())
@@ -318,6 +329,9 @@ mod tests {
                 Value::List(vec![Value::Int(1), Value::Int(2)]),
             ),
             ("WAIT_TIMEOUT", Value::Int(-1)),
+            ("COALESCE_MS", Value::Num(0.5)),
+            ("COALESCE_MS", Value::Int(10_001)),
+            ("COALESCE_MS", s("100ms")),
             ("WAIT_TIMEOUT", Value::Num(f64::INFINITY)),
             ("MAX_DATA_FOR_ID", Value::Int(0)),
             ("MAX_DATA_FOR_ID", Value::Num(2.5)),
@@ -367,6 +381,8 @@ mod tests {
             ("WAIT_TIMEOUT", s(" 2 ")),
             ("MAX_DATA_FOR_ID", Value::Num(2000.0)),
             ("EVENT_CHAIN_LEN", Value::Int(0)),
+            ("COALESCE_MS", Value::Int(0)),
+            ("COALESCE_MS", s("10000")),
             ("MAX_MEM_MB", Value::Num(0.5)),
             ("CHARSET", s("windows-1251")),
             ("CHARSET", s("koi8-r")),

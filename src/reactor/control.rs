@@ -14,6 +14,12 @@ pub(super) fn limits_of(cfg: &Config) -> Limits {
         offline_timeout: cfg.offline_timeout,
         clean_id_after: cfg.clean_id_after,
         event_chain_len: cfg.event_chain_len,
+        // A request is never held past half its WAIT_TIMEOUT (which restarts when its
+        // identifier line arrives), so a hold cannot turn a delivery into a timeout.
+        coalesce: match cfg.wait_timeout {
+            Some(t) => cfg.coalesce.min(t / 2),
+            None => cfg.coalesce,
+        },
     }
 }
 

@@ -111,6 +111,19 @@ impl Reactor {
         out.shape = d.gaps.is_empty().then_some((transport, d.blocks));
     }
 
+    /// Answers the listeners whose coalescing window (COALESCE_MS) ended by `now` with
+    /// everything that arrived for them meanwhile, as at registration.
+    pub(super) fn release_held(&mut self, now: Instant) {
+        let mut cache = ReplyCache::default();
+        while let Some(l) = self.storage.release_one(now) {
+            let delivery = self.storage.deliver_to_new(l, &self.limits);
+            self.log_trims();
+            if let Some((d, ids)) = delivery {
+                self.send_delivery(d, &join_ids(&ids), &mut cache);
+            }
+        }
+    }
+
     /// Applies one published message: queue it under its targets now, and wake its
     /// listeners at the end of the loop turn (`flush_deliveries`), together with every other
     /// push of the turn, so a listener of several busy ids gets one reply instead of one per

@@ -1,5 +1,5 @@
-//! Timers and housekeeping: connection inactivity timeouts, OFFLINE_TIMEOUT and
-//! CLEAN_ID_AFTER expiries, deferred accepts, and giving memory back after a peak.
+//! Timers and housekeeping: connection inactivity timeouts, the ends of coalescing
+//! windows, OFFLINE_TIMEOUT and CLEAN_ID_AFTER expiries, deferred accepts, and giving memory back after a peak.
 //!
 //! Structure: no state of its own beyond `Reactor::closed_since_trim` / `last_trim`.
 //! Uses: timers, storage, sys, logging.
@@ -82,6 +82,7 @@ impl Reactor {
             }
             self.close_now(key, now);
         }
+        self.release_held(now);
         while let Some(e) = self.storage.expire_one(now) {
             match e {
                 Expired::Offline(name) => {

@@ -303,6 +303,7 @@ impl Reactor {
         let next = [
             self.timers.next_deadline(),
             self.storage.next_deadline(),
+            self.storage.next_release(),
             self.accept_paused_until,
             self.wait_paused_until,
             self.cluster

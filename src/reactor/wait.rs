@@ -268,6 +268,10 @@ impl Reactor {
         }
         if transport.is_streaming() {
             self.start_streaming(key, l, now);
+        } else {
+            // A stream's deliveries cost a write on an open connection, not a connection
+            // cycle each: only long-poll listeners are held (COALESCE_MS).
+            self.storage.hold(l, now, self.limits.coalesce);
         }
         rlog!(
             Debug,

@@ -133,6 +133,13 @@ pub fn put_cursor(v: &mut Vec<u8>, c: &Cursor) -> io::Result<()> {
             put_u64(v, *frac);
             Ok(())
         }
+        Cursor::Client { .. } => {
+            // A client's cursor is stored as its text, whatever form it was held in.
+            v.push(1);
+            let mut text = Vec::with_capacity(40);
+            c.write_to(&mut text);
+            put_str(v, &text)
+        }
         Cursor::Text(t) => {
             v.push(1);
             put_str(v, t.as_bytes())

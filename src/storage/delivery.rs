@@ -57,6 +57,10 @@ impl Storage {
         let mut found = None;
         while let Some(&l) = run.candidates.get(run.next) {
             run.next += 1;
+            if self.is_held(l) {
+                // In its coalescing window: its release timer answers it.
+                continue;
+            }
             hits.clear();
             let nsubs = self.listeners.get(l as usize).map_or(0, |x| x.subs.len());
             for i in 0..nsubs {
@@ -90,6 +94,9 @@ impl Storage {
                 continue;
             };
             let any = c.waiters.iter().any(|w| {
+                if self.is_held(w.listener) {
+                    return false;
+                }
                 hits.clear();
                 self.collect(w.listener, w.sub as usize, &mut hits);
                 !hits.is_empty()
@@ -102,15 +109,18 @@ impl Storage {
         names
     }
 
-    /// Delivery at registration: only the new listener can have pending data (everyone
-    /// else parked on these channels was served when the data arrived). Returns its
-    /// delivery (detached) and the ids that gave data.
+    /// Delivery at registration, or at the end of a coalescing window: everyone else
+    /// parked on these channels and not held was served when the data arrived. Returns its
+    /// delivery (detached) and the ids that gave data; None while it is held.
     pub fn deliver_to_new(
         &mut self,
         l: ListenerId,
         lim: &Limits,
     ) -> Option<(Delivery, Vec<Rc<str>>)> {
         let listener = self.listeners.get(l as usize)?;
+        if listener.held {
+            return None;
+        }
         let ids: Vec<ChannelId> = listener.subs.iter().map(|s| s.channel).collect();
         self.trim(&ids, lim.max_data_for_id);
         let mut hits = Vec::new();

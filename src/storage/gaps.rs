@@ -213,6 +213,7 @@ mod tests {
             offline_timeout: Duration::from_secs(30),
             clean_id_after: Duration::from_secs(10),
             event_chain_len: 1000,
+            coalesce: std::time::Duration::ZERO,
         }
     }
 

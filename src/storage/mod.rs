@@ -12,10 +12,11 @@
 //!   index).
 //! - `Item { cursor, msg: Rc<Message> }`: a message body is stored once and shared by every
 //!   queue and reply that carries it.
-//! - `timers`: OFFLINE_TIMEOUT countdowns and CLEAN_ID_AFTER cleanups per channel.
+//! - `timers`: OFFLINE_TIMEOUT countdowns and CLEAN_ID_AFTER cleanups per channel;
+//!   `holds`: the ends of listeners' coalescing windows.
 //!
 //! Files: `channels` (queues, trims, channel timers), `waiters` (parking, detaching,
-//! closing), `delivery` (what each listener gets), `views` (read-only views, invariants),
+//! closing), `delivery` (what each listener gets), `hold` (the coalescing window), `views` (read-only views, invariants),
 //! `events` (the WATCH history), `gaps` (what was dropped, and the gap rule), `persist`
 //! (writing and restoring a snapshot).
 //!
@@ -26,6 +27,7 @@ mod channels;
 mod delivery;
 pub mod events;
 mod gaps;
+mod hold;
 mod persist;
 mod views;
 mod waiters;
@@ -96,6 +98,8 @@ struct Listener {
     streaming: bool,
     /// Gets gap blocks (opted in; see `gaps`).
     gaps: bool,
+    /// In its coalescing window: pushes do not answer it yet (see `hold`).
+    held: bool,
 }
 
 #[derive(Copy, Clone, Debug)]
@@ -153,6 +157,8 @@ pub struct Limits {
     pub offline_timeout: Duration,
     pub clean_id_after: Duration,
     pub event_chain_len: usize,
+    /// The coalescing window of long-poll listeners (see `hold`; zero: none).
+    pub coalesce: Duration,
 }
 
 /// A parked connection and its (cursor, id) pairs.
@@ -173,6 +179,10 @@ pub struct Storage {
     channels: Slab<Channel>,
     listeners: Slab<Listener>,
     timers: Timers<ChanTimer>,
+    /// Ends of coalescing windows (see `hold`).
+    holds: Timers<(ListenerId, ConnId)>,
+    /// Listeners held now.
+    held: usize,
     events: Events,
     counts: Counts,
     /// Items dropped by MAX_DATA_FOR_ID trimming since start.
@@ -323,6 +333,7 @@ impl Storage {
         crate::sys::shrink_slab(&mut self.channels);
         crate::sys::shrink_slab(&mut self.listeners);
         self.timers.shrink();
+        self.holds.shrink();
         self.gaps.shrink();
         self.hits = Vec::new();
     }

@@ -9,6 +9,7 @@ fn lim() -> Limits {
         offline_timeout: Duration::from_secs(30),
         clean_id_after: Duration::from_secs(3600),
         event_chain_len: 1000,
+        coalesce: std::time::Duration::ZERO,
     }
 }
 
@@ -239,5 +240,61 @@ fn shrink_releases_peak_capacity_once_channels_are_gone() {
     // Still works afterwards.
     let id = s.intern("again");
     s.push(later, &msg("y", &[]), &[(c("2"), id)], &short);
+    s.check_invariants();
+}
+
+#[test]
+fn held_listener_is_skipped_by_pushes_and_released_with_everything() {
+    let now = Instant::now();
+    let window = Duration::from_millis(50);
+    let big = Limits {
+        max_data_for_id: 30,
+        ..lim()
+    };
+    let mut s = Storage::new();
+    let (a, b) = (s.intern("a"), s.intern("b"));
+    let held = s.register(conn(1), vec![(c("0"), a), (c("0"), b)], &big);
+    let free = s.register(conn(2), vec![(c("0"), a)], &big);
+    s.hold(held, now, window);
+    assert!(s.is_held(held) && !s.is_held(free) && s.held_count() == 1);
+    assert!(s.deliver_to_new(held, &big).is_none());
+    s.push(now, &msg("x", &[]), &[(c("1"), a)], &big);
+    let (ds, names) = deliver(&mut s, &[a], &big);
+    // Only the listener outside its window is answered (and named in the log line).
+    assert_eq!(ds.len(), 1);
+    assert_eq!(ds[0].listener, free);
+    assert_eq!(names.len(), 1);
+    s.push(now, &msg("y", &[]), &[(c("2"), b)], &big);
+    assert!(deliver(&mut s, &[b], &big).0.is_empty());
+    s.check_invariants();
+    assert_eq!(s.next_release(), Some(now + window));
+    assert_eq!(s.release_one(now + window / 2), None);
+    assert_eq!(s.release_one(now + window), Some(held));
+    assert_eq!(s.held_count(), 0);
+    let (d, _) = s.deliver_to_new(held, &big).unwrap();
+    assert_eq!(bodies(&d), ["a=1:x", "b=2:y"]);
+    s.check_invariants();
+}
+
+#[test]
+fn a_held_listener_that_closes_leaves_only_a_stale_timer() {
+    let now = Instant::now();
+    let window = Duration::from_millis(50);
+    let mut s = Storage::new();
+    let a = s.intern("a");
+    let l = s.register(conn(1), vec![(c("0"), a)], &lim());
+    s.hold(l, now, window);
+    s.close_listener(l, now, &lim());
+    assert_eq!(s.held_count(), 0);
+    // The slot is reused by another connection, not held: the old timer is ignored.
+    let l2 = s.register(conn(2), vec![(c("0"), a)], &lim());
+    assert_eq!(l2, l);
+    assert_eq!(s.release_one(now + window), None);
+    // A zero window holds nothing; a streaming listener is never held.
+    s.hold(l2, now, Duration::ZERO);
+    assert!(!s.is_held(l2));
+    s.set_streaming(l2);
+    s.hold(l2, now, window);
+    assert!(!s.is_held(l2));
     s.check_invariants();
 }

@@ -85,6 +85,7 @@ impl Storage {
             attached: true,
             streaming: false,
             gaps: false,
+            held: false,
         });
         debug_assert_eq!(key as ListenerId, l);
         l
@@ -171,6 +172,9 @@ impl Storage {
             return;
         }
         let listener = self.listeners.remove(l as usize);
+        if listener.held {
+            self.held -= 1;
+        }
         for s in listener.subs.iter() {
             let Some(c) = self.channels.get_mut(s.channel as usize) else {
                 continue;

@@ -22,10 +22,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Lines every test conf starts with: ephemeral loopback ports, no privilege drop.
+/// Lines every test conf starts with: ephemeral loopback ports, no privilege drop, and no
+/// coalescing window (the original's timing, which the ported tests' log orders assume;
+/// `coalesce` sets its own).
 const BASE_CONF: &str = "$CONFIG{WAIT_ADDR} = [ '127.0.0.1:0' ];\n\
 $CONFIG{IN_ADDR} = [ '127.0.0.1:0' ];\n\
-$CONFIG{SU_USER} = '';\n";
+$CONFIG{SU_USER} = '';\n\
+$CONFIG{COALESCE_MS} = 0;\n";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
