@@ -300,3 +300,50 @@ fn four_workers_behind_one_port_deliver_every_message_exactly_once_in_order() {
     );
     assert_eq!(v["failed"], 0, "{v:#}");
 }
+
+#[test]
+fn http_publish_in_cluster_mode_answers_once_redis_has_it_with_the_entry_cursor() {
+    use std::io::{Read, Write};
+    let r = Redis::start(&[]);
+    let s = Server::start(&conf(&r, "http_pub"));
+    let w = WaitClient::register(&s, b"identifier=hp\n");
+    let mut c = connect_raw(s.in_addr());
+    // Two pipelined pushes on one keep-alive connection: answered in order, each with the
+    // cursor of its log entry.
+    let req = |body: &str| {
+        format!(
+            "POST /pub?identifier=hp HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    c.write_all(format!("{}{}", req("\"one\""), req("\"two\"")).as_bytes())
+        .expect("pushes");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let cursors = loop {
+        let n = c.read(&mut buf).expect("reply");
+        assert!(n > 0, "closed: {}", show(&got));
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        let bodies: Vec<&str> = text
+            .split("HTTP/1.1 200 OK\r\n")
+            .filter_map(|r| r.split_once("\r\n\r\n").map(|(_, b)| b))
+            .filter(|b| b.ends_with('}'))
+            .collect();
+        if bodies.len() == 2 {
+            break bodies
+                .iter()
+                .map(|b| {
+                    let v: serde_json::Value = serde_json::from_str(b).expect("json");
+                    v["cursor"].as_str().expect("cursor").to_string()
+                })
+                .collect::<Vec<_>>();
+        }
+    };
+    assert!(cursors[0] < cursors[1], "{cursors:?}");
+    let body = w.read_body();
+    assert!(
+        body.contains(&format!("\"hp\": \"{}\"", cursors[0])),
+        "{body} {cursors:?}"
+    );
+}

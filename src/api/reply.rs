@@ -50,6 +50,22 @@ impl Reply {
         }
     }
 
+    /// No reply yet: it is sent later (cluster mode's `POST /pub`, once Redis has the push).
+    /// Marked by status 0, which is never written.
+    pub fn deferred() -> Reply {
+        Reply {
+            status: 0,
+            content_type: "",
+            body: Vec::new(),
+            extra: String::new(),
+            close: false,
+        }
+    }
+
+    pub fn is_deferred(&self) -> bool {
+        self.status == 0
+    }
+
     pub fn json(body: Vec<u8>) -> Reply {
         Reply::ok("application/json", body)
     }

@@ -39,6 +39,8 @@ const TRIM_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Tag {
     Publish(ConnId),
+    /// A `POST /pub` of the HTTP API (answered with JSON, on a keep-alive connection).
+    ApiPublish(ConnId),
     Read,
     Trim,
     Presence,
@@ -60,6 +62,8 @@ pub(super) struct Cluster {
     reading: bool,
     /// Some entry was applied (so `last_id` is a real entry, not the starting floor).
     applied_any: bool,
+    /// HTTP API pushes waiting for Redis: the ids for the JSON answer, and keep-alive.
+    api_pending: std::collections::HashMap<ConnId, ApiPending>,
     /// Debug logging: who published the entries this worker appended, until they are
     /// applied (so the `added data` line names the publisher, as in the embedded mode).
     acked: std::collections::HashMap<StreamId, String>,
@@ -71,6 +75,13 @@ pub(super) struct Cluster {
     /// Where reading the events and counts streams resumes.
     events_from: String,
     counts_from: String,
+}
+
+/// What the JSON answer of a deferred `POST /pub` needs.
+pub(super) struct ApiPending {
+    owned: Vec<(Option<Cursor>, Box<str>)>,
+    skipped: Vec<(Option<Cursor>, Box<str>)>,
+    keep_alive: bool,
 }
 
 /// The reply a push gets when it cannot be kept (the PHP API raises on any status but 200).
@@ -112,6 +123,7 @@ impl Cluster {
             caught_up: false,
             reading: false,
             applied_any: false,
+            api_pending: std::collections::HashMap::new(),
             acked: std::collections::HashMap::new(),
             next_trim: Instant::now(),
             presence: Some(super::cluster_presence::Presence::new(&cfg.cluster_prefix)),
@@ -216,6 +228,79 @@ impl Reactor {
         }
     }
 
+    /// Appends an HTTP API push to the log; the answer is sent when Redis acknowledged it.
+    pub(super) fn submit_api_to_cluster(
+        &mut self,
+        key: usize,
+        p: Publication,
+        owned: Vec<(Option<Cursor>, Box<str>)>,
+        skipped: Vec<(Option<Cursor>, Box<str>)>,
+        keep_alive: bool,
+    ) -> Result<(), String> {
+        let id = self.id_of(key).ok_or("connection gone")?;
+        let c = self.cluster.as_deref_mut().ok_or("not in cluster mode")?;
+        let mut args: Vec<Vec<u8>> = vec![
+            b"XADD".to_vec(),
+            c.key.clone().into_bytes(),
+            b"MAXLEN".to_vec(),
+            b"~".to_vec(),
+            c.maxlen.clone().into_bytes(),
+            b"*".to_vec(),
+        ];
+        args.extend(entry::fields(&p));
+        match c.publisher.send(Tag::ApiPublish(id), &args) {
+            Ok(()) => {
+                c.publisher.flush();
+                c.api_pending.insert(
+                    id,
+                    ApiPending {
+                        owned,
+                        skipped,
+                        keep_alive,
+                    },
+                );
+                Ok(())
+            }
+            Err((_, e)) => {
+                self.counters.dropped_unavailable += 1;
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// The answer to a deferred HTTP API push: its JSON with the entry's cursor, or a 503.
+    fn api_publish_done(&mut self, id: ConnId, entry_id: Option<&[u8]>, why: &str, now: Instant) {
+        let Some(p) = self
+            .cluster
+            .as_deref_mut()
+            .and_then(|c| c.api_pending.remove(&id))
+        else {
+            return;
+        };
+        let key = id.key as usize;
+        if self.id_of(key) != Some(id) {
+            return;
+        }
+        let cursor = entry_id
+            .and_then(|e| StreamId::parse(e).ok())
+            .and_then(|e| e.cursor().ok());
+        let reply = match cursor {
+            Some(cursor) => crate::api::reply::Reply::json(super::http_api::publish_json(
+                &p.owned,
+                &p.skipped,
+                Some(&cursor),
+            )),
+            None => {
+                self.counters.dropped_unavailable += 1;
+                crate::api::reply::Reply::error(
+                    503,
+                    &format!("the cluster log cannot take this push ({why}); nothing was queued"),
+                )
+            }
+        };
+        self.api_deferred_done(key, reply, p.keep_alive, now);
+    }
+
     fn refuse_push(&mut self, key: usize, why: &str) {
         rlog!(
             Warn,
@@ -296,8 +381,18 @@ impl Reactor {
         }
     }
 
-    fn on_publisher_event(&mut self, ev: Event<Tag>, _now: Instant) {
+    fn on_publisher_event(&mut self, ev: Event<Tag>, now: Instant) {
         match ev {
+            Event::Reply(Tag::ApiPublish(id), v) => {
+                let why = v
+                    .error_text()
+                    .map(|t| String::from_utf8_lossy(t).into_owned())
+                    .unwrap_or_else(|| "unexpected reply to XADD".into());
+                self.api_publish_done(id, v.as_bytes(), &why, now);
+            }
+            Event::Failed(Tag::ApiPublish(id), e) => {
+                self.api_publish_done(id, None, &e.to_string(), now);
+            }
             Event::Reply(Tag::Publish(id), v) => {
                 let key = id.key as usize;
                 if self.id_of(key) != Some(id) {

@@ -111,6 +111,17 @@ impl Reactor {
             let body = this.get(req.head_len..).unwrap_or_default();
             let reply = self.api_handle(key, &req, body, now);
             served = true;
+            if reply.is_deferred() {
+                // Cluster mode: the answer comes when Redis acknowledged the push; what was
+                // answered before it goes out now, what follows waits.
+                if !batch.is_empty() && self.write_or_close(key, &batch).is_err() {
+                    return;
+                }
+                if let Some(c) = self.conns.get_mut(key) {
+                    c.state = State::Awaiting;
+                }
+                return;
+            }
             if !self.api_send(key, Some(&req), reply, &mut batch) {
                 return;
             }
@@ -137,6 +148,32 @@ impl Reactor {
                     .registry()
                     .reregister(&mut c.sock, Token(key), interest);
             }
+        }
+    }
+
+    /// Cluster mode: the answer to a deferred `POST /pub`, then the requests that were
+    /// pipelined behind it.
+    pub(super) fn api_deferred_done(
+        &mut self,
+        key: usize,
+        reply: ApiReply,
+        keep_alive: bool,
+        now: Instant,
+    ) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if c.state != State::Awaiting {
+            return;
+        }
+        c.state = State::Reading;
+        let bytes = reply.to_bytes(keep_alive, false);
+        if reply.keeps(keep_alive) {
+            if self.write_or_close(key, &bytes).is_ok() {
+                self.serve_api(key, now);
+            }
+        } else {
+            self.reply_and_close(key, &bytes);
         }
     }
 
@@ -336,20 +373,28 @@ impl Reactor {
         if in_line::is_blank(body) {
             return ApiReply::error(400, "empty body: nothing to push");
         }
-        if self.cluster.is_some() {
-            // The answer would have to wait for Redis while later pipelined requests queue
-            // behind it; not built yet (README, Cluster: limits).
-            return ApiReply::error(
-                503,
-                "POST /pub is not available in cluster mode yet: push with the original IN protocol",
-            );
-        }
         let Parsed {
             targets, limiters, ..
         } = parsed;
         let (owned, skipped): (Vec<_>, Vec<_>) = targets
             .into_iter()
             .partition(|(_, id)| login.as_deref().is_none_or(|l| in_line::owned_by(l, id)));
+        if self.cluster.is_some() && !owned.is_empty() {
+            // Answered once Redis has it, with the cursor of its log entry; the requests
+            // pipelined behind it wait (see `api_deferred_done`).
+            let p = Publication {
+                targets: owned.clone(),
+                limiters: limiters.into_boxed_slice(),
+                body: body.into(),
+            };
+            return match self.submit_api_to_cluster(key, p, owned, skipped, req.keep_alive) {
+                Ok(()) => ApiReply::deferred(),
+                Err(why) => ApiReply::error(
+                    503,
+                    &format!("the cluster log cannot take this push ({why}); nothing was queued"),
+                ),
+            };
+        }
         let stamp = if owned.is_empty() {
             None
         } else {
@@ -434,7 +479,7 @@ fn parse_identifier(value: &[u8]) -> Result<Parsed, String> {
 }
 
 /// `{"cursor": "..", "ids": {"id": "cursor", ...}, "skipped": ["id", ...]}`.
-fn publish_json(
+pub(super) fn publish_json(
     owned: &[(Option<Cursor>, Box<str>)],
     skipped: &[(Option<Cursor>, Box<str>)],
     stamp: Option<&Cursor>,
