@@ -134,6 +134,20 @@ impl Cluster {
         }
     }
 
+    /// The XADD that appends a publication to the log (trimmed to about CLUSTER_MAXLEN).
+    fn xadd_args(&self, p: &Publication) -> Vec<Vec<u8>> {
+        let mut args: Vec<Vec<u8>> = vec![
+            b"XADD".to_vec(),
+            self.key.clone().into_bytes(),
+            b"MAXLEN".to_vec(),
+            b"~".to_vec(),
+            self.maxlen.clone().into_bytes(),
+            b"*".to_vec(),
+        ];
+        args.extend(entry::fields(p));
+        args
+    }
+
     /// CLUSTER_MAXLEN changed on reload.
     pub(super) fn set_maxlen(&mut self, n: usize) {
         self.maxlen = n.to_string();
@@ -208,15 +222,7 @@ impl Reactor {
         let Some(c) = self.cluster.as_deref_mut() else {
             return;
         };
-        let mut args: Vec<Vec<u8>> = vec![
-            b"XADD".to_vec(),
-            c.key.clone().into_bytes(),
-            b"MAXLEN".to_vec(),
-            b"~".to_vec(),
-            c.maxlen.clone().into_bytes(),
-            b"*".to_vec(),
-        ];
-        args.extend(entry::fields(&p));
+        let args = c.xadd_args(&p);
         match c.publisher.send(Tag::Publish(id), &args) {
             Ok(()) => {
                 c.publisher.flush();
@@ -239,15 +245,7 @@ impl Reactor {
     ) -> Result<(), String> {
         let id = self.id_of(key).ok_or("connection gone")?;
         let c = self.cluster.as_deref_mut().ok_or("not in cluster mode")?;
-        let mut args: Vec<Vec<u8>> = vec![
-            b"XADD".to_vec(),
-            c.key.clone().into_bytes(),
-            b"MAXLEN".to_vec(),
-            b"~".to_vec(),
-            c.maxlen.clone().into_bytes(),
-            b"*".to_vec(),
-        ];
-        args.extend(entry::fields(&p));
+        let args = c.xadd_args(&p);
         match c.publisher.send(Tag::ApiPublish(id), &args) {
             Ok(()) => {
                 c.publisher.flush();
