@@ -228,7 +228,7 @@ fn parse_basic(value: &[u8]) -> Basic {
 /// decoder the WebSocket handshake uses).
 fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
     let mut out = vec![0u8; s.len() / 4 * 3];
-    let n = crate::websocket::base64::decode(s, &mut out)?;
+    let n = crate::base64::decode(s, &mut out)?;
     out.truncate(n);
     Some(out)
 }

@@ -6,9 +6,9 @@
 //! upgrade attempt that fails: 426 for a version we do not speak, 400 for the rest).
 //! The reply builders append to a caller's `Vec<u8>`; `extra_headers` are whole header
 //! lines, each ending in CRLF (the caller's CORS lines), or empty.
-//! Uses: websocket::base64, the `sha1` and `httparse` crates.
+//! Uses: base64, the `sha1` and `httparse` crates.
 
-use super::base64;
+use crate::base64;
 use sha1::Digest as _;
 
 /// RFC 6455 section 1.3: appended to the key before hashing.

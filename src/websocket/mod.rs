@@ -6,13 +6,11 @@
 //! - `message`: the per-connection assembler: fragments joined, UTF-8 checked across them,
 //!   control frames between them, close payloads checked.
 //! - `commands`: a client text message as a `subscribe` / `unsubscribe` command.
-//! - `base64`: the standard alphabet, for `Sec-WebSocket-Key` / `Sec-WebSocket-Accept`.
 //!
 //! Memory: nothing here is kept per connection except `message::Assembler`, which holds no
 //! heap buffer between messages (a few words while idle).
 //! Uses: cursor (cursors in commands); the `sha1`, `httparse` and `serde_json` crates.
 
-pub mod base64;
 pub mod commands;
 pub mod frame;
 pub mod handshake;

@@ -1,6 +1,7 @@
-//! Standard base64 (RFC 4648 section 4: `A-Z a-z 0-9 + /`, `=` padding), the alphabet of
-//! `Sec-WebSocket-Key` and `Sec-WebSocket-Accept`. Written here rather than pulled in as a
-//! crate: the handshake needs 20 bytes encoded and 24 characters decoded, nothing more.
+//! Standard base64 (RFC 4648 section 4: `A-Z a-z 0-9 + /`, `=` padding): the WebSocket
+//! handshake's `Sec-WebSocket-Key` / `-Accept`, `Authorization: Basic` on the HTTP API, and
+//! the `{SHA}` hashes of the users file. Written here rather than pulled in as a crate: a few
+//! short strings encoded and decoded, nothing more.
 //!
 //! Data shape: `encode` appends to a caller's `Vec<u8>`; `decode` writes into a caller's
 //! fixed slice and fails (never panics) on anything that is not canonical padded base64
