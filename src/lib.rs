@@ -23,8 +23,8 @@
 //! - `timers`: O(1) deadline queues; `logging`: the original's log format;
 //!   `httpdate`: date formats; `sys`: process-level libc glue; `types`: vocabulary.
 //! - `supervisor`: the restarting watchdog of the WORKERS processes; `ready`: the first
-//! - `base64`: the standard alphabet (WebSocket keys, Basic auth, `{SHA}` hashes).
 //!   workers' startup report; `worker_id`: which worker this process is.
+//! - `base64`: the standard alphabet (WebSocket keys, Basic auth, `{SHA}` hashes).
 //! - `sse`, `websocket`: the streaming transports' protocol parts (event encoding; the
 //!   handshake, frames, message assembly and client commands), free of sockets.
 //! - `counters`: the worker's event counters.
