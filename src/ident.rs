@@ -30,6 +30,13 @@ fn is_word(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
 }
 
+/// Whether `s` is an id as `items` yields them: `[A-Za-z0-9_]+` (the rule every other
+/// place that takes ids from outside uses too: WebSocket commands, cluster log entries,
+/// `Last-Event-ID` lists).
+pub fn is_id(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&c| is_word(c))
+}
+
 /// The LIST character set: `* A-Z a-z 0-9 _ , . :`
 fn is_list_char(c: u8) -> bool {
     is_word(c) || matches!(c, b'*' | b',' | b'.' | b':')

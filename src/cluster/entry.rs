@@ -7,10 +7,11 @@
 //! the generated cursor (`stream_id::StreamId::cursor`), the same bytes on every worker.
 //! Decoding never trusts the log: anything malformed is an error naming what is wrong
 //! (the reader logs it and skips the entry).
-//! Uses: cursor, in_line (Publication), cluster::resp (Value).
+//! Uses: cursor, ident (the id rule), in_line (Publication), cluster::resp (Value).
 
 use super::resp::Value;
 use crate::cursor::Cursor;
+use crate::ident::is_id;
 use crate::in_line::Publication;
 
 /// The XADD fields (name, value pairs, flattened) of a publication.
@@ -35,10 +36,6 @@ pub fn fields(p: &Publication) -> Vec<Vec<u8>> {
         b"b".to_vec(),
         p.body.to_vec(),
     ]
-}
-
-fn is_id(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 /// Reads an entry's field list (`[name, value, ...]`) back into a publication.

@@ -132,7 +132,7 @@ pub fn resume_cursors(value: &[u8]) -> Option<Resume> {
             return None;
         };
         let cursor = Cursor::parse_client(c)?;
-        if id.is_empty() || !id.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_') {
+        if !crate::ident::is_id(id) {
             return None;
         }
         let id: Box<str> = String::from_utf8_lossy(id).into();

@@ -50,7 +50,7 @@ fn fail(message: impl Into<String>) -> CommandError {
 
 /// `[A-Za-z0-9_]+`, the ids `ident::items` accepts.
 pub fn is_id(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    crate::ident::is_id(s.as_bytes())
 }
 
 /// Parses one text message.
