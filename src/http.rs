@@ -114,6 +114,45 @@ pub fn query_flag(buf: &[u8], param: &[u8]) -> bool {
     })
 }
 
+/// The query of the request line (the first line of `buf`), without its `?`.
+pub fn request_query(buf: &[u8]) -> Option<&[u8]> {
+    let line_end = buf.iter().position(|&c| c == b'\n').unwrap_or(buf.len());
+    let target = buf.get(..line_end)?.split(|&c| c == b' ').nth(1)?;
+    target.splitn(2, |&c| c == b'?').nth(1)
+}
+
+/// The first value of parameter `name` in `query`, percent-decoded (`+` is a space); a
+/// parameter without `=` has the empty value.
+pub fn query_param(query: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    query.split(|&c| c == b'&').find_map(|kv| {
+        let mut it = kv.splitn(2, |&c| c == b'=');
+        (it.next() == Some(name)).then(|| percent_decode(it.next().unwrap_or_default()))
+    })
+}
+
+/// `%XX` escapes decoded and `+` read as a space; a malformed escape is kept as it is.
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while let Some(&c) = s.get(i) {
+        let escaped = (c == b'%')
+            .then(|| Some((hex(*s.get(i + 1)?)?, hex(*s.get(i + 2)?)?)))
+            .flatten();
+        match (c, escaped) {
+            (_, Some((h, l))) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+            (b'+', None) => out.push(b' '),
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,37 +235,7 @@ fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
 
 /// The first value of query parameter `name`, percent-decoded (`+` is a space).
 pub fn query_param(query: &str, name: &str) -> Option<Vec<u8>> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| percent_decode(v.as_bytes()))
-}
-
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let hex = |c: u8| (c as char).to_digit(16);
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while let Some(&c) = s.get(i) {
-        match c {
-            b'%' => {
-                let pair = (
-                    s.get(i + 1).and_then(|&h| hex(h)),
-                    s.get(i + 2).and_then(|&l| hex(l)),
-                );
-                if let (Some(h), Some(l)) = pair {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                out.push(c);
-            }
-            b'+' => out.push(b' '),
-            _ => out.push(c),
-        }
-        i += 1;
-    }
-    out
+    crate::http::query_param(query.as_bytes(), name.as_bytes())
 }
 
 #[cfg(test)]
@@ -371,7 +341,7 @@ mod tests {
             v[at] = (x >> 16) as u8;
             v.truncate((x >> 32) as usize % (v.len() + 1));
             let _ = parse(&v);
-            let _ = percent_decode(&v);
+            let _ = crate::http::query_param(&v, b"a");
             let _ = base64_decode(&v);
         }
     }

@@ -39,34 +39,7 @@ pub(super) enum Detect {
 
 /// The value of query parameter `name` in the request line, percent-decoded.
 pub(super) fn query_param(buf: &[u8], name: &[u8]) -> Option<Vec<u8>> {
-    let line_end = buf.iter().position(|&c| c == b'\n').unwrap_or(buf.len());
-    let line = buf.get(..line_end)?;
-    let target = line.split(|&c| c == b' ').nth(1)?;
-    let query = target.splitn(2, |&c| c == b'?').nth(1)?;
-    let value = query.split(|&c| c == b'&').find_map(|kv| {
-        let mut it = kv.splitn(2, |&c| c == b'=');
-        (it.next() == Some(name)).then(|| it.next().unwrap_or_default())
-    })?;
-    let mut out = Vec::with_capacity(value.len());
-    let mut i = 0;
-    while let Some(&c) = value.get(i) {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            c,
-            value.get(i + 1).copied().and_then(hex),
-            value.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            _ => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    Some(out)
+    crate::http::query_param(crate::http::request_query(buf)?, name)
 }
 
 /// The `Host` header's value (the first one), if the head has one.
