@@ -104,7 +104,14 @@ impl Presence {
 impl Reactor {
     /// Each turn: sends local transitions at once, counts and the heartbeat once a second.
     pub(super) fn presence_turn(&mut self, now: Instant) {
+        let due = self
+            .cluster
+            .as_deref()
+            .and_then(|c| c.presence.as_ref())
+            .is_some_and(|pr| now >= pr.next_batch);
         let transitions = match self.storage.shared_presence.as_deref_mut() {
+            // Most turns have nothing to report: no formatting, no command.
+            Some(p) if p.transitions.is_empty() && !due => return,
             Some(p) => std::mem::take(&mut p.transitions),
             None => return,
         };
