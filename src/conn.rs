@@ -228,6 +228,12 @@ impl Conn {
         Ok(true)
     }
 
+    /// A registered SSE or WebSocket listener: its timer is the ping timer and its
+    /// deliveries leave it parked.
+    pub fn is_streaming_listener(&self) -> bool {
+        self.listener.is_some() && self.transport.is_streaming()
+    }
+
     /// Bytes written but not yet taken by the socket.
     pub fn pending(&self) -> usize {
         self.out

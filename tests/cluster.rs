@@ -347,3 +347,24 @@ fn http_publish_in_cluster_mode_answers_once_redis_has_it_with_the_entry_cursor(
         "{body} {cursors:?}"
     );
 }
+
+#[test]
+fn presence_changes_while_redis_is_away_are_reported_once_it_is_back() {
+    let mut r = Redis::start(&[]);
+    let c = conf(&r, "presence_outage");
+    let a = Server::start(&c);
+    let b = Server::start(&c);
+    for s in [&a, &b] {
+        s.wait_log(
+            |m| m.contains("caught up with the message log"),
+            LOG_TIMEOUT,
+        );
+    }
+    r.kill();
+    // Goes online on A while Redis is down: kept, and reported once the link is back.
+    let _w = WaitClient::register(&a, b"identifier=during_outage\n");
+    r.launch();
+    eventually("B sees during_outage online", 15, || {
+        b.cmd("ONLINE").contains("during_outage 1")
+    });
+}

@@ -30,6 +30,8 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const FULL_EVERY: Duration = Duration::from_secs(30);
 /// A worker whose heartbeat is older than this is gone.
 pub(super) const DEAD_AFTER_MS: u64 = 5000;
+/// Transitions or count changes kept while Redis is away before they are compacted.
+const PENDING_BOUND: usize = 1 << 16;
 /// Positions of the cluster's events start where a fresh server's do.
 const POS_BASE: u64 = 10;
 
@@ -109,9 +111,19 @@ impl Reactor {
             .as_deref()
             .and_then(|c| c.presence.as_ref())
             .is_some_and(|pr| now >= pr.next_batch);
+        let ready = self
+            .cluster
+            .as_deref()
+            .is_some_and(|c| c.publisher.is_ready());
         let transitions = match self.storage.shared_presence.as_deref_mut() {
             // Most turns have nothing to report: no formatting, no command.
             Some(p) if p.transitions.is_empty() && !due => return,
+            // Redis is away: keep what is to be reported (compacted to the latest state of
+            // each id past a bound) and send it once the link is back.
+            Some(p) if !ready => {
+                p.compact(PENDING_BOUND);
+                return;
+            }
             Some(p) => std::mem::take(&mut p.transitions),
             None => return,
         };

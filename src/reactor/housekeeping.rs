@@ -48,10 +48,7 @@ impl Reactor {
             if let Some(c) = self.conns.get_mut(key) {
                 c.timer = None;
             }
-            let streaming = self
-                .conns
-                .get(key)
-                .is_some_and(|c| c.listener.is_some() && c.transport.is_streaming());
+            let streaming = self.conns.get(key).is_some_and(Conn::is_streaming_listener);
             if streaming {
                 self.on_stream_timer(key, now);
                 continue;

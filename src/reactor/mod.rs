@@ -404,7 +404,7 @@ impl Reactor {
             };
             // The inactivity timeout counts from the last byte received (a streaming
             // connection's timer is its ping timer: left alone).
-            let streaming = c.listener.is_some() && c.transport.is_streaming();
+            let streaming = c.is_streaming_listener();
             let timer = if streaming { None } else { c.timer.take() };
             if let Some(t) = timer {
                 self.timers.cancel(t);

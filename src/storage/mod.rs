@@ -216,6 +216,28 @@ pub struct SharedPresence {
     pub count_changed: Vec<ChannelId>,
 }
 
+impl SharedPresence {
+    /// Past `bound` entries, keeps only the latest transition of each id (in order) and
+    /// each changed channel once, so that a long Redis outage cannot grow them without end.
+    pub fn compact(&mut self, bound: usize) {
+        if self.transitions.len() > bound {
+            let mut seen = std::collections::HashSet::new();
+            let mut kept: Vec<(EventKind, Rc<str>)> = Vec::new();
+            for t in self.transitions.drain(..).rev() {
+                if seen.insert(t.1.clone()) {
+                    kept.push(t);
+                }
+            }
+            kept.reverse();
+            self.transitions = kept;
+        }
+        if self.count_changed.len() > bound {
+            self.count_changed.sort_unstable();
+            self.count_changed.dedup();
+        }
+    }
+}
+
 impl Storage {
     pub fn new() -> Storage {
         Storage::default()
