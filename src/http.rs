@@ -114,6 +114,16 @@ pub fn query_flag(buf: &[u8], param: &[u8]) -> bool {
     })
 }
 
+/// A final plain-text reply to a WAIT request that is refused (`status` such as
+/// `400 Bad Request`), its length counted here.
+pub fn refusal(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// The query of the request line (the first line of `buf`), without its `?`.
 pub fn request_query(buf: &[u8]) -> Option<&[u8]> {
     let line_end = buf.iter().position(|&c| c == b'\n').unwrap_or(buf.len());

@@ -90,60 +90,66 @@ impl Reactor {
             Some(id) if id == self.cfg.script_id.as_bytes() => Some("SCRIPT"),
             Some(_) => {
                 // SSE or WebSocket (a GET whose head says so), else long-poll.
-                let (transport, resume, head) = match stream::detect(
-                    &c.buf,
-                    &self.cfg.allowed_origins,
-                ) {
-                    stream::Detect::LongPoll => match stream::query_param(&c.buf, b"callback") {
-                        None => (Transport::LongPoll, None, None),
-                        Some(name) if transport::valid_callback(&name) => {
-                            let name = String::from_utf8_lossy(&name).into_owned();
-                            let id = ConnId {
-                                key: key as u32,
-                                gen: c.gen,
-                            };
-                            self.jsonp.insert(id, name.into_boxed_str());
-                            (Transport::Jsonp, None, None)
+                let (transport, resume, head) =
+                    match stream::detect(&c.buf, &self.cfg.allowed_origins) {
+                        stream::Detect::LongPoll => {
+                            match stream::query_param(&c.buf, b"callback") {
+                                None => (Transport::LongPoll, None, None),
+                                Some(name) if transport::valid_callback(&name) => {
+                                    let name = String::from_utf8_lossy(&name).into_owned();
+                                    let id = ConnId {
+                                        key: key as u32,
+                                        gen: c.gen,
+                                    };
+                                    self.jsonp.insert(id, name.into_boxed_str());
+                                    (Transport::Jsonp, None, None)
+                                }
+                                Some(_) => {
+                                    let reply = http::refusal(
+                                "400 Bad Request",
+                                "bad callback: want [A-Za-z_$][A-Za-z0-9_$.]{0,63}, no more\n",
+                            );
+                                    self.reply_and_close(key, &reply);
+                                    return;
+                                }
+                            }
                         }
-                        Some(_) => {
-                            let reply = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 59\r\n\r\nbad callback: want [A-Za-z_$][A-Za-z0-9_$.]{0,63}, no more\n";
-                            self.reply_and_close(key, reply);
+                        stream::Detect::WaitHead => {
+                            if c.buf.len() > self.cfg.wait_maxlen {
+                                self.wait_overflow(key, last_read, now);
+                            }
                             return;
                         }
-                    },
-                    stream::Detect::WaitHead => {
-                        if c.buf.len() > self.cfg.wait_maxlen {
-                            self.wait_overflow(key, last_read, now);
+                        stream::Detect::Sse(resume) => (Transport::Sse, resume, None),
+                        stream::Detect::Ws(accept, resume) => {
+                            let cors_lines = cors.as_deref().map(http::cors_headers);
+                            let mut head = Vec::new();
+                            crate::websocket::handshake::switching_protocols(
+                                &accept,
+                                cors_lines.as_deref().unwrap_or_default(),
+                                &mut head,
+                            );
+                            (Transport::Ws, resume, Some(head))
                         }
-                        return;
-                    }
-                    stream::Detect::Sse(resume) => (Transport::Sse, resume, None),
-                    stream::Detect::Ws(accept, resume) => {
-                        let cors_lines = cors.as_deref().map(http::cors_headers);
-                        let mut head = Vec::new();
-                        crate::websocket::handshake::switching_protocols(
-                            &accept,
-                            cors_lines.as_deref().unwrap_or_default(),
-                            &mut head,
+                        stream::Detect::WsForeign => {
+                            rlog!(
+                                Debug,
+                                self.storage.counts(),
+                                "{}: DEBUG: WebSocket from a foreign origin refused",
+                                self.who(key)
+                            );
+                            let reply = http::refusal(
+                            "403 Forbidden",
+                            "WebSocket refused: this origin is not listed in ALLOWED_ORIGINS.\r\n",
                         );
-                        (Transport::Ws, resume, Some(head))
-                    }
-                    stream::Detect::WsForeign => {
-                        rlog!(
-                            Debug,
-                            self.storage.counts(),
-                            "{}: DEBUG: WebSocket from a foreign origin refused",
-                            self.who(key)
-                        );
-                        let reply = b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 66\r\n\r\nWebSocket refused: this origin is not listed in ALLOWED_ORIGINS.\r\n";
-                        self.reply_and_close(key, reply);
-                        return;
-                    }
-                    stream::Detect::Reject(reply) => {
-                        self.reply_and_close(key, &reply);
-                        return;
-                    }
-                };
+                            self.reply_and_close(key, &reply);
+                            return;
+                        }
+                        stream::Detect::Reject(reply) => {
+                            self.reply_and_close(key, &reply);
+                            return;
+                        }
+                    };
                 c.transport = transport;
                 // Interned straight from the request bytes (ids are ASCII word characters).
                 let mut gen_now: Option<Cursor> = None;
