@@ -5,12 +5,31 @@
 //! debug level or above, so VERBOSITY >= 1 enables debug; RUST_LOG overrides the filter.
 //! Callers build the counters lazily through `rlog!`, so a disabled level costs one check.
 //!
+//! Output: a reactor thread batches its lines and writes them with one `write` at the end
+//! of each loop turn (`batch_turns`, `flush_turn`; also past 64 KiB and when the reactor
+//! returns or unwinds), so a push that logs four lines costs no system call of its own;
+//! other threads write each record with one `write`. The ctime prefix is formatted once a
+//! second.
+//!
+//! Data: per thread, the batching flag, the pending bytes and the last (second, ctime).
 //! Uses: storage (its `Counts`), httpdate.
 
 use crate::storage::Counts;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::Write;
+use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Pending bytes past which a batching thread writes before its turn ends.
+const BATCH_LIMIT: usize = 64 * 1024;
+
+thread_local! {
+    static BATCHING: Cell<bool> = const { Cell::new(false) };
+    static PENDING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static CTIME: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
 
 static VERBOSITY: AtomicU8 = AtomicU8::new(3);
 
@@ -33,25 +52,100 @@ pub fn set_verbosity(v: u8) {
 /// Installs the logger (once per process).
 pub fn init(verbosity: u8) {
     let mut b = env_logger::Builder::new();
-    b.target(env_logger::Target::Stdout);
+    b.target(env_logger::Target::Pipe(Box::new(Out)));
     b.filter_level(log::LevelFilter::Trace);
     if let Ok(spec) = std::env::var("RUST_LOG") {
         b.parse_filters(&spec);
     }
     b.format(|out, record| {
         if self::verbosity() >= 2 {
-            writeln!(
-                out,
-                "[{}] {}",
-                crate::httpdate::ctime_local(std::time::SystemTime::now()),
-                record.args()
-            )
+            CTIME.with_borrow_mut(|(sec, text)| {
+                let now = SystemTime::now();
+                let s = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                if s != *sec {
+                    *sec = s;
+                    *text = crate::httpdate::ctime_local(now);
+                }
+                writeln!(out, "[{}] {}", text, record.args())
+            })
         } else {
             writeln!(out, "{}", record.args())
         }
     });
     let _ = b.try_init();
     set_verbosity(verbosity);
+}
+
+/// Where records go: the thread's batch while it batches, else straight to standard output
+/// (env_logger hands over a whole record in one `write_all`).
+struct Out;
+
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if BATCHING.get() {
+            let full = PENDING.with_borrow_mut(|p| {
+                p.extend_from_slice(buf);
+                p.len() >= BATCH_LIMIT
+            });
+            if full {
+                flush_turn();
+            }
+            return Ok(buf.len());
+        }
+        write_stdout(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One `write_all` to descriptor 1, past Rust's line-buffered `Stdout` (which would split
+/// a two-line record into two writes). A failed write (a closed pipe) drops the lines, as
+/// a log on a closed terminal does.
+fn write_stdout(buf: &[u8]) {
+    // SAFETY: descriptor 1 stays open for the process's life; ManuallyDrop never closes it.
+    let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
+    let _ = f.write_all(buf);
+}
+
+/// Starts (`true`) or ends this thread's batching; ending writes what is pending.
+pub fn batch_turns(on: bool) {
+    if !on {
+        flush_turn();
+    }
+    BATCHING.set(on);
+}
+
+/// Writes this thread's pending lines (the end of a loop turn).
+pub fn flush_turn() {
+    PENDING.with_borrow_mut(|p| {
+        if !p.is_empty() {
+            write_stdout(p);
+            p.clear();
+            if p.capacity() > 4 * BATCH_LIMIT {
+                p.shrink_to(BATCH_LIMIT);
+            }
+        }
+    });
+}
+
+/// Batches this thread's lines while alive; writes them and stops batching when dropped
+/// (a return or an unwinding panic of the reactor).
+pub struct TurnBatch;
+
+impl TurnBatch {
+    pub fn start() -> TurnBatch {
+        batch_turns(true);
+        TurnBatch
+    }
+}
+
+impl Drop for TurnBatch {
+    fn drop(&mut self) {
+        batch_turns(false);
+    }
 }
 
 /// The `\n  [pairs_by_fhs=...]` suffix, printed at VERBOSITY 3 only.
@@ -80,4 +174,41 @@ macro_rules! rlog {
             log::log!($lvl, "{}{}", format_args!($($arg)+), $crate::logging::Suffix($counts));
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending() -> Vec<u8> {
+        PENDING.with_borrow(|p| p.clone())
+    }
+
+    #[test]
+    fn a_batching_thread_keeps_its_lines_until_the_turn_ends() {
+        let batch = TurnBatch::start();
+        let mut out = Out;
+        out.write_all(b"first line\n  [counts]\n").expect("write");
+        out.write_all(b"second line\n").expect("write");
+        out.flush().expect("flush");
+        assert_eq!(pending(), b"first line\n  [counts]\nsecond line\n");
+        flush_turn();
+        assert!(pending().is_empty());
+        out.write_all(b"third line\n").expect("write");
+        drop(batch);
+        // Ending the batch writes what is pending and stops batching.
+        assert!(pending().is_empty());
+        assert!(!BATCHING.get());
+    }
+
+    #[test]
+    fn a_full_batch_is_written_before_the_turn_ends() {
+        let _batch = TurnBatch::start();
+        let mut out = Out;
+        let line = [b'x'; 1000];
+        for _ in 0..(BATCH_LIMIT / 1000) {
+            out.write_all(&line).expect("write");
+        }
+        assert!(pending().len() < BATCH_LIMIT);
+    }
 }

@@ -224,7 +224,9 @@ impl Reactor {
         // (token, readable, writable, peer closed or error)
         let mut ready: Vec<(Token, bool, bool, bool)> = Vec::with_capacity(1024);
         let mut poll_errors = 0u32;
+        let _batch = crate::logging::TurnBatch::start();
         loop {
+            crate::logging::flush_turn();
             let timeout = self.poll_timeout(Instant::now());
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
