@@ -55,6 +55,29 @@ fn loadtest_publish_over_the_http_api() {
 }
 
 #[test]
+fn loadtest_publish_without_listeners_counts_answered_pushes() {
+    for api in ["classic", "http"] {
+        let v = run(
+            "publish",
+            &[
+                "-n",
+                "0",
+                "--pushes",
+                "300",
+                "--api",
+                api,
+                "--pub-conns",
+                "2",
+            ],
+        );
+        assert_eq!(v["listeners"], 0, "{api}");
+        assert_eq!(v["delivered"], 300, "{api}");
+        assert_eq!(v["in_errors"], 0, "{api}");
+        assert_eq!(v["latency"]["n"], 300, "{api}");
+    }
+}
+
+#[test]
 fn loadtest_churn_presence_is_exact() {
     let v = run(
         "churn",

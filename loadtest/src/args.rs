@@ -22,7 +22,8 @@ TARGET (one of):
   --server-cmd 'CMD {conf}'   start the server; {conf} becomes a Perl override with free ports
   --wait ADDR --in ADDR       a running server (each may repeat) [--server-pid PID for RSS/CPU]
 OPTIONS:
-  -n N                connections (idle, fanout), listeners (publish), clients (multi) [200]
+  -n N                connections (idle, fanout), listeners (publish; 0 = none, the
+                      publish path alone), clients (multi) [200]
   --procs K           worker processes for idle/fanout; 0 = one per 9,500 connections [0]
   --cycles C          idle: close/reconnect cycles after the first measure [3]
   --pushes P          publish, multi: pushes [2000]

@@ -267,6 +267,25 @@ impl Net {
         flush(c)
     }
 
+    /// Appends `bytes` to what `key` has to send, without sending yet (see `flush_out`).
+    pub fn queue(&mut self, key: usize, bytes: &[u8]) -> io::Result<()> {
+        let c = self
+            .conns
+            .get_mut(key)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        c.out.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Sends what `queue` gathered for `key`, in one write where the socket takes it.
+    pub fn flush_out(&mut self, key: usize) -> io::Result<()> {
+        let c = self
+            .conns
+            .get_mut(key)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        flush(c)
+    }
+
     /// Closes a connection of ours (a client leaving); no event is reported for it.
     pub fn close(&mut self, key: usize) {
         if let Some(mut c) = self.conns.try_remove(key) {

@@ -7,9 +7,15 @@
 //! half-close, as the PHP client does); `http`, `POST /pub?identifier=..` requests over
 //! `--pub-conns` keep-alive HTTP/1.1 connections to the IN address, pipelined (each
 //! connection's replies are matched to its requests in order; a reply must be 200 JSON
-//! with a cursor). Listeners (`--transport`): `longpoll` re-parks at once with the cursor
+//! with a cursor). The requests one pass of the send loop gives a connection go out in one
+//! write, as a pipelining client sends what it has; with as many connections as pushes in
+//! flight, each connection carries one request at a time. Listeners (`--transport`): `longpoll` re-parks at once with the cursor
 //! it received; `sse` and `ws` keep their connection and count one delivery per message
 //! (a stream the server closes is reopened with its cursor, counted in `reparks`).
+//!
+//! `-n 0`: no listeners, the publish path alone. Pushes go round-robin to 1,000 ids
+//! nobody listens to; a push counts when the server has answered it (classic: its close
+//! with an empty reply; http: its 200), and the latency is that round trip.
 //!
 //! Uses: `net::Net`, `proto`, `wire`.
 
@@ -38,11 +44,16 @@ struct Listener {
 /// A keep-alive publisher: its connection and the listeners its requests in flight are for.
 struct Publisher {
     key: Option<usize>,
+    /// Per request in flight: the listener's index, or with `-n 0` the push's sequence.
     queue: VecDeque<usize>,
 }
 
+/// Ids the pushes of `-n 0` go to, round-robin.
+const NO_LISTENER_IDS: u64 = 1000;
+
 pub fn run(ctx: &Ctx) -> Result<Value, String> {
-    let (l, total) = (ctx.opts.n.max(1), ctx.opts.pushes as u64);
+    let alone = ctx.opts.n == 0;
+    let (l, total) = (ctx.opts.n, ctx.opts.pushes as u64);
     let conc = ctx.opts.concurrency.max(1);
     let (transport, api) = (ctx.opts.transport, ctx.opts.api);
     let mut net = Net::new(7).map_err(|e| e.to_string())?;
@@ -77,24 +88,43 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
     let (mut seq, mut delivered, mut in_flight, mut rr) = (0u64, 0u64, 0usize, 0usize);
     let (mut in_errors, mut bad, mut reparks) = (0u64, 0u64, 0u64);
     let mut lat = Vec::with_capacity(total as usize);
+    // `-n 0`: when each push was sent, by sequence.
+    let mut sent_at: Vec<u64> = Vec::new();
     let mut evs = Vec::new();
-    while delivered + bad < total && now_ns() < deadline {
+    while delivered + bad + in_errors < total && now_ns() < deadline {
         let mut scanned = 0;
-        while in_flight < conc && seq < total && scanned < l {
-            let i = rr % l;
+        while in_flight < conc && seq < total && (alone || scanned < l) {
+            // With listeners: the next parked one with nothing pending. Alone: the
+            // sequence stands in for the listener's index (no listener state is kept).
+            let i = if alone { seq as usize } else { rr % l.max(1) };
             rr += 1;
             scanned += 1;
-            let Some(ls_i) = ls.get_mut(i) else { continue };
+            let mut none = Listener {
+                parked: true,
+                cursor: None,
+                pending: None,
+            };
+            let ls_i = if alone {
+                &mut none
+            } else {
+                let Some(x) = ls.get_mut(i) else { continue };
+                x
+            };
             if !ls_i.parked || ls_i.pending.is_some() {
                 continue;
             }
+            let target = if alone {
+                format!("{}q{}", ctx.tag, seq % NO_LISTENER_IDS)
+            } else {
+                id(i)
+            };
             let body = format!("\"s{seq}\"");
             let t = now_ns();
             let sent = match api {
                 Api::Classic => net
                     .open(
                         ctx.in_addr(seq as usize),
-                        proto::push_request(&[&id(i)], body.as_bytes()),
+                        proto::push_request(&[&target], body.as_bytes()),
                         false,
                         true,
                         IN_FLAG | i as u64,
@@ -108,8 +138,8 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
                         .min_by_key(|p| p.queue.len());
                     match best {
                         Some(p) => {
-                            let r = http::pub_request(&[&id(i)], body.as_bytes());
-                            let ok = p.key.is_some_and(|k| net.send(k, &r).is_ok());
+                            let r = http::pub_request(&[&target], body.as_bytes());
+                            let ok = p.key.is_some_and(|k| net.queue(k, &r).is_ok());
                             if ok {
                                 p.queue.push_back(i);
                             }
@@ -122,10 +152,23 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
             if sent {
                 ls_i.pending = Some((seq, t));
                 in_flight += 1;
+                if alone {
+                    sent_at.push(t);
+                }
             } else {
                 in_errors += 1;
             }
             seq += 1;
+        }
+        for p in pubs.iter_mut() {
+            if let Some(k) = p.key {
+                if net.flush_out(k).is_err() {
+                    // Its requests are lost; the connection's Done/Failed event reopens it.
+                    in_errors += p.queue.len() as u64;
+                    in_flight = in_flight.saturating_sub(p.queue.len());
+                    p.queue.clear();
+                }
+            }
         }
         if api == Api::Http && pubs.iter().all(|p| p.key.is_none()) {
             return Err("every --api http publisher connection failed".into());
@@ -145,12 +188,15 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
                 let j = (user & !PUB_FLAG) as usize;
                 let Some(p) = pubs.get_mut(j) else { continue };
                 match ev {
-                    Ev::Response { resp, .. } => {
-                        if p.queue.pop_front().is_some() {
+                    Ev::Response { resp, t, .. } => {
+                        let front = p.queue.pop_front();
+                        if front.is_some() {
                             in_flight = in_flight.saturating_sub(1);
                         }
                         if !http::pub_reply_ok(&resp) {
                             in_errors += 1;
+                        } else if alone {
+                            answered(&mut lat, &mut delivered, &sent_at, front, t);
                         }
                     }
                     Ev::Done { .. } | Ev::Failed { .. } => {
@@ -174,6 +220,9 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
                 if let Ev::Done { data, .. } = &ev {
                     if !data.is_empty() {
                         in_errors += 1;
+                    } else if alone {
+                        let s = (user & !IN_FLAG) as usize;
+                        answered(&mut lat, &mut delivered, &sent_at, Some(s), now_ns());
                     }
                 } else if let Ev::Failed { .. } = &ev {
                     in_errors += 1;
@@ -248,4 +297,12 @@ pub fn run(ctx: &Ctx) -> Result<Value, String> {
         "server_cpu_per_push_us": cpu_per_push,
         "ok": delivered == total && bad == 0 && in_errors == 0,
     }))
+}
+
+/// `-n 0`: push `seq` was answered at `t`; its round trip is its latency.
+fn answered(lat: &mut Vec<u64>, done: &mut u64, sent_at: &[u64], seq: Option<usize>, t: u64) {
+    if let Some(&t0) = seq.and_then(|s| sent_at.get(s)) {
+        lat.push(t.saturating_sub(t0));
+        *done += 1;
+    }
 }
