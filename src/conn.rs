@@ -47,7 +47,19 @@ impl From<SocketAddr> for Peer {
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Peer::V4([a, b, c, d], port) => write!(f, "{a}.{b}.{c}.{d}:{port}"),
+            Peer::V4([a, b, c, d], port) => {
+                // On every logged line of a connection: built on the stack, written once.
+                let mut l = crate::logging::Line::default();
+                for (i, o) in [a, b, c, d].into_iter().enumerate() {
+                    if i > 0 {
+                        l.push(b".");
+                    }
+                    l.num(u64::from(*o));
+                }
+                l.push(b":");
+                l.num(u64::from(*port));
+                f.write_str(l.as_str())
+            }
             Peer::V6(a) => write!(f, "{a}"),
             Peer::Unix(path) => write!(f, "unix:{path}"),
         }
