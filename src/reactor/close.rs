@@ -53,6 +53,22 @@ impl Reactor {
         self.defer_close(key);
     }
 
+    /// A delivery run answered this long-poll connection: FIN now and, unless its close is
+    /// logged, close it at once. Deferring the close to the end of the turn (which keeps the
+    /// log's order) left a fan-out's sockets registered with epoll while their clients read
+    /// and hung up, and every ACK and FIN of theirs woke it: at 60,000 listeners the
+    /// fan-out used 1.23x the kernel floor's CPU, 1.04x with the close at once.
+    pub(super) fn finish_delivered(&mut self, key: usize, now: Instant) {
+        if log::log_enabled!(log::Level::Debug) {
+            self.finish(key);
+            return;
+        }
+        if let Some(c) = self.conns.get(key) {
+            let _ = c.sock.shutdown(Shutdown::Write);
+        }
+        self.close_now(key, now);
+    }
+
     pub(super) fn defer_close(&mut self, key: usize) {
         // No duplicate check (a scan here made a fan-out quadratic): close_deferred skips
         // ids that are already closed.

@@ -46,7 +46,16 @@ impl Reactor {
     /// Writes one delivery's body at once and queues its connection for closing. `out`
     /// carries the previous reply between calls of one run: a fan-out gives most listeners
     /// the same blocks, so their body is serialised once.
-    pub(super) fn send_delivery(&mut self, d: Delivery, ids_text: &str, out: &mut ReplyCache) {
+    ///
+    /// `run_at`: the call is part of a delivery run (not of a request's own handling), so a
+    /// long-poll connection it answered may be closed at once (`finish_delivered`).
+    pub(super) fn send_delivery(
+        &mut self,
+        d: Delivery,
+        ids_text: &str,
+        out: &mut ReplyCache,
+        run_at: Option<Instant>,
+    ) {
         let key = d.conn.key as usize;
         // INVARIANT: a listener's connection outlives its registration.
         debug_assert_eq!(self.id_of(key), Some(d.conn));
@@ -106,7 +115,10 @@ impl Reactor {
             u8::from(after == After::Close)
         );
         if after == After::Close && done == Ok(true) {
-            self.finish(key);
+            match run_at {
+                Some(now) => self.finish_delivered(key, now),
+                None => self.finish(key),
+            }
         }
         out.shape = d.gaps.is_empty().then_some((transport, d.blocks));
     }
@@ -119,7 +131,7 @@ impl Reactor {
             let delivery = self.storage.deliver_to_new(l, &self.limits);
             self.log_trims();
             if let Some((d, ids)) = delivery {
-                self.send_delivery(d, &join_ids(&ids), &mut cache);
+                self.send_delivery(d, &join_ids(&ids), &mut cache, Some(now));
             }
         }
     }
@@ -159,7 +171,7 @@ impl Reactor {
         };
         let mut cache = ReplyCache::default();
         while let Some(d) = self.storage.next_delivery(&mut run) {
-            self.send_delivery(d, &ids_text, &mut cache);
+            self.send_delivery(d, &ids_text, &mut cache, Some(now));
         }
         for id in std::mem::take(&mut self.wake_ins) {
             if self.id_of(id.key as usize) == Some(id) {

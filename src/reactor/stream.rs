@@ -307,7 +307,7 @@ impl Reactor {
         let delivery = self.storage.deliver_to_new(l, &self.limits);
         if let Some((d, ids)) = delivery {
             let ids_text = join_ids(&ids);
-            self.send_delivery(d, &ids_text, &mut ReplyCache::default());
+            self.send_delivery(d, &ids_text, &mut ReplyCache::default(), None);
         }
     }
 }

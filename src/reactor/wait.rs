@@ -290,7 +290,7 @@ impl Reactor {
         self.log_trims();
         if let Some((d, ids)) = delivery {
             let ids_text = join_ids(&ids);
-            self.send_delivery(d, &ids_text, &mut ReplyCache::default());
+            self.send_delivery(d, &ids_text, &mut ReplyCache::default(), None);
         }
     }
 }
