@@ -9,9 +9,11 @@
 //! answered, and the next pipelined one follows; while a reply is only partly written the
 //! rest waits (resumed by `on_writable`), so a client that does not read cannot make the
 //! server buffer more than one reply. Errors that leave the request boundary unknown (bad
-//! head, smuggling, chunked) answer and close.
+//! head, smuggling, chunked) answer and close. In cluster mode `POST /pub` and `GET /online`
+//! are answered once Redis replied (`State::Awaiting`; see `cluster`, `cluster_online`); the
+//! requests pipelined behind them wait.
 //! Uses: api (route, request, reply, metrics), commands (answers and their JSON), ident,
-//! in_line (Parsed, Publication), auth (through config), source (submit).
+//! in_line (Parsed, Publication), auth (through config), source (submit), cluster_online.
 
 use super::*;
 use crate::api::reply::Reply as ApiReply;
