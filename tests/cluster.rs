@@ -475,3 +475,35 @@ fn online_while_redis_is_down_is_an_error_not_an_empty_list() {
         online_or_unavailable(&s, "ONLINE").is_some_and(|o| o == "still_here 1\n")
     });
 }
+
+/// A worker frozen for longer than the heartbeat's dead-after (SIGSTOP: its Redis links stay
+/// up) is reaped by another, its ids going offline; once it runs again, its next heartbeat
+/// finds its ids missing in Redis and it reports them again.
+#[test]
+fn a_worker_reaped_while_frozen_reports_its_ids_again() {
+    let r = Redis::start(&[]);
+    let c = conf(&r, "frozen");
+    let a = Server::start_foreground(&c);
+    let b = Server::start(&c);
+    let _w = WaitClient::register(&a, b"identifier=frozen_x\n");
+    eventually("B sees frozen_x online", 10, || {
+        b.cmd("ONLINE").contains("frozen_x 1")
+    });
+    a.signal(libc::SIGSTOP);
+    eventually("B reaps the frozen worker", 15, || {
+        !b.cmd("ONLINE").contains("frozen_x")
+    });
+    a.signal(libc::SIGCONT);
+    eventually("B sees frozen_x online again", 15, || {
+        b.cmd("ONLINE").contains("frozen_x 1")
+    });
+    let watch = b.cmd("WATCH 0.0");
+    assert!(
+        watch.ends_with(":frozen_x\n")
+            && watch
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("online ")),
+        "{watch}"
+    );
+}

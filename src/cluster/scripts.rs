@@ -38,11 +38,18 @@ end
 return emit and 1 or 0
 "#;
 
-/// ARGV: prefix, uid, now ms, dead-after ms, events maxlen. Refreshes this worker's
-/// heartbeat, then removes every worker silent for longer than dead-after: its ids go
-/// offline (one event each where it was the last holder) and its counts hash is deleted.
+/// ARGV: prefix, uid, now ms, dead-after ms, events maxlen, the number of ids online on
+/// this worker. Refreshes this worker's heartbeat, then removes every worker silent for
+/// longer than dead-after: its ids go offline (one event each where it was the last
+/// holder) and its counts hash is deleted. Returns `{reaped, missing}`: `missing` > 0 when
+/// this worker's hash holds fewer ids than it has online (it was reaped while alive, e.g.
+/// frozen for longer than dead-after, or Redis lost them), so that it reports them again.
+/// (Every transition of this worker ran before, on the same connection, so the counts
+/// agree unless Redis lost some.)
 pub const HEARTBEAT: &str = r#"
 local p, uid, now, dead_after, maxlen = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local missing = (tonumber(ARGV[6]) or 0) - redis.call('HLEN', p .. ':n:' .. uid)
+if missing < 0 then missing = 0 end
 redis.call('ZADD', p .. ':workers', now, uid)
 local dead = redis.call('ZRANGEBYSCORE', p .. ':workers', '-inf', now - dead_after)
 local n = 0
@@ -60,5 +67,5 @@ for _, w in ipairs(dead) do
     n = n + 1
   end
 end
-return n
+return {n, missing}
 "#;

@@ -44,6 +44,8 @@ pub(super) enum Tag {
     Read,
     Trim,
     Presence,
+    /// The heartbeat, whose reply says whether this worker's ids are missing in Redis.
+    Heartbeat,
     /// After a reconnect: is the last applied entry still in the log?
     Check,
     /// ONLINE waiting for Redis: the live workers, then a scan of worker n's counts hash
@@ -446,6 +448,7 @@ impl Reactor {
                     log::warn!("cluster: XTRIM failed: {}", String::from_utf8_lossy(t));
                 }
             }
+            Event::Reply(Tag::Heartbeat, v) => self.on_heartbeat(&v),
             Event::Reply(Tag::OnlineWorkers(id), v) => self.on_online_workers(id, &v, now),
             Event::Reply(Tag::OnlineScan(id, n), v) => self.on_online_scan(id, n, &v, now),
             Event::Failed(Tag::OnlineWorkers(id) | Tag::OnlineScan(id, _), e) => {

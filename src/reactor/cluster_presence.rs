@@ -13,7 +13,9 @@
 //! id is reported again (idempotent in Redis: no event where it is online there already),
 //! which repairs what a Redis restart lost or a reaping during a long outage removed. A
 //! worker silent for 5 s (kill -9, power off) is reaped by any other: its ids go offline
-//! with the events its listeners would have produced, and its counts hash is deleted.
+//! with the events its listeners would have produced, and its counts hash is deleted; if it
+//! was alive after all (frozen), its next heartbeat finds its ids missing and it reports
+//! them again.
 //!
 //! Structure: `Presence { uid, prefix, counts_key, next_batch, next_heartbeat, resync }`:
 //! nothing per id. The events replay into storage's `Events` with the cluster's positions
@@ -165,7 +167,9 @@ impl Reactor {
         if beat {
             pr.next_heartbeat = now + HEARTBEAT_EVERY;
             let dead = DEAD_AFTER_MS.to_string();
-            let hb: [&str; 8] = [
+            // Every transition so far was sent above: Redis should hold this many ids.
+            let online = self.storage.counts().online_timers.to_string();
+            let hb: [&str; 9] = [
                 "EVAL",
                 scripts::HEARTBEAT,
                 "0",
@@ -174,8 +178,9 @@ impl Reactor {
                 &ms,
                 &dead,
                 &chain,
+                &online,
             ];
-            let _ = c.publisher.send(Tag::Presence, &hb);
+            let _ = c.publisher.send(Tag::Heartbeat, &hb);
         }
         for chunk in pairs.chunks(HSET_PAIRS) {
             let mut args: Vec<&str> = Vec::with_capacity(2 + 2 * chunk.len());
@@ -186,6 +191,31 @@ impl Reactor {
             let _ = c.publisher.send(Tag::Presence, &args);
         }
         c.publisher.flush();
+    }
+
+    /// The heartbeat's reply: `{reaped, missing}`; ids missing in Redis are reported again.
+    pub(super) fn on_heartbeat(&mut self, v: &Value) {
+        if let Some(t) = v.error_text() {
+            log::warn!("cluster: heartbeat failed: {}", String::from_utf8_lossy(t));
+            return;
+        }
+        let missing = match v.as_array().and_then(|a| a.get(1)) {
+            Some(Value::Int(n)) => *n,
+            _ => 0,
+        };
+        if missing <= 0 {
+            return;
+        }
+        log::warn!(
+            "cluster: Redis misses {missing} of the ids online on this worker (reaped while alive, or Redis lost them): reporting them again"
+        );
+        if let Some(pr) = self
+            .cluster
+            .as_deref_mut()
+            .and_then(|c| c.presence.as_mut())
+        {
+            pr.resync = true;
+        }
     }
 
     /// Replays entries of the events stream into WATCH's history.
