@@ -80,8 +80,8 @@ pub enum State {
     /// IN: a large command reply is being written a slice at a time (see
     /// `reactor::reply_job`); neither EOF nor a flushed write closes it.
     Streaming,
-    /// IN, cluster mode: the push is being appended to the cluster log; the publisher is
-    /// answered once Redis acknowledged it (or refused it).
+    /// IN, cluster mode: the push is being appended to the cluster log, or ONLINE is being
+    /// asked of Redis; answered once Redis replied (or could not).
     Awaiting,
     /// A final reply is queued; close once it is flushed.
     Closing,

@@ -365,6 +365,145 @@ fn presence_changes_while_redis_is_away_are_reported_once_it_is_back() {
     let _w = WaitClient::register(&a, b"identifier=during_outage\n");
     r.launch();
     eventually("B sees during_outage online", 15, || {
-        b.cmd("ONLINE").contains("during_outage 1")
+        online_or_unavailable(&b, "ONLINE").is_some_and(|o| o.contains("during_outage 1"))
     });
+}
+
+/// ONLINE's body, or None for the 503 a server answers while its Redis link is not back
+/// (anything else fails the test).
+fn online_or_unavailable(s: &Server, raw: &str) -> Option<String> {
+    let reply = s.push(raw.as_bytes());
+    if reply.starts_with(b"HTTP/1.0 503 ") {
+        let body = text_body(&reply, "503 Service Unavailable");
+        assert!(body.contains("ONLINE asks the cluster's Redis"), "{body}");
+        return None;
+    }
+    Some(ok_body(&reply))
+}
+
+/// ONLINE on one host lists the ids listened on another, with the listener counts summed
+/// over the hosts, filtered by prefix and by the login rule, in the text command and in
+/// `GET /online`; answered from Redis (no host keeps a copy of the other's ids).
+#[test]
+fn online_on_one_host_sums_the_counts_of_every_host_with_prefixes_and_logins() {
+    let r = Redis::start(&[]);
+    let c = conf(&r, "online_sum");
+    let users = format!(
+        "$CONFIG{{USERS_FILE}} = '{}/tests/fixtures/non_anonymous.htpasswd';\n",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let a = Server::start(&(c.clone() + &users));
+    let b = Server::start(&c);
+    let mut clients = Vec::new();
+    for (s, id) in [
+        (&a, "sum_a"),
+        (&b, "sum_b"),
+        (&b, "sum_b"),
+        (&a, "sum_both"),
+        (&b, "sum_both"),
+        (&b, "sum_both"),
+        (&b, "other_x"),
+        (&a, "user_a"),
+        (&b, "user_b"),
+        (&b, "user_b"),
+    ] {
+        clients.push(WaitClient::register(
+            s,
+            format!("identifier={id}\n").as_bytes(),
+        ));
+    }
+    let on_a =
+        |what: &str| ok_body(&a.push(format!("identifier=user:password@\n\n{what}").as_bytes()));
+    // A's login sees only its own prefixes; the counts are summed over A and B.
+    eventually("A's ONLINE for user_ sums both hosts", 10, || {
+        on_a("online user_ sum_") == "user_a 1\nuser_b 2\n"
+    });
+    // The guest on B: every id, sorted by bytes, and prefix filtering.
+    eventually("B's ONLINE lists every id", 10, || {
+        b.cmd("ONLINE") == "other_x 1\nsum_a 1\nsum_b 2\nsum_both 3\nuser_a 1\nuser_b 2\n"
+    });
+    assert_eq!(b.cmd("ONLINE sum_b"), "sum_b 2\nsum_both 3\n");
+    assert_eq!(b.cmd("ONLINE sum_a other"), "other_x 1\nsum_a 1\n");
+    assert_eq!(b.cmd("ONLINE nothing_"), "");
+    assert_eq!(on_a("online other_"), "");
+    // The HTTP API on A, with the login's credentials, and on B as the guest.
+    let mut api = crate::http_api::Api::connect(&a);
+    let got = api.request(&crate::http_api::get(
+        "/online?identifier=user:password@&prefix=user_,sum_&counters=1",
+        "",
+    ));
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(got.json(), serde_json::json!({"user_a": 1, "user_b": 2}));
+    let mut api = crate::http_api::Api::connect(&b);
+    let got = api.request(&crate::http_api::get("/online?prefix=sum_&counters=1", ""));
+    assert_eq!(
+        got.json(),
+        serde_json::json!({"sum_a": 1, "sum_b": 2, "sum_both": 3})
+    );
+    // Keep-alive: the next request on the same connection is served after the deferred one.
+    let got = api.request(&crate::http_api::get("/online?prefix=other_", ""));
+    assert_eq!(got.json(), serde_json::json!(["other_x"]));
+    // The listeners leave: the counts follow (OFFLINE_TIMEOUT keeps the ids online at 0).
+    clients.retain(|_| false);
+    eventually("the counts drop to 0", 10, || {
+        b.cmd("ONLINE sum_b") == "sum_b 0\nsum_both 0\n"
+    });
+}
+
+/// While Redis is down ONLINE cannot be answered in cluster mode: the text command gets a
+/// 503 that says so and `GET /online` a JSON 503, never an empty list; once Redis is back
+/// (restarted empty) the ids online here are reported again and listed.
+#[test]
+fn online_while_redis_is_down_is_an_error_not_an_empty_list() {
+    let mut r = Redis::start(&[]);
+    let s = Server::start(&conf(&r, "online_down"));
+    let _w = WaitClient::register(&s, b"identifier=still_here\n");
+    eventually("ONLINE lists still_here", 10, || {
+        s.cmd("ONLINE") == "still_here 1\n"
+    });
+    r.kill();
+    let reply = s.push(b"ONLINE");
+    let body = text_body(&reply, "503 Service Unavailable");
+    assert!(body.contains("ONLINE asks the cluster's Redis"), "{body}");
+    let mut api = crate::http_api::Api::connect(&s);
+    let got = api.request(&crate::http_api::get("/online", ""));
+    assert_eq!(got.status, 503, "{got:?}");
+    assert!(got.body.contains("Redis"), "{got:?}");
+    // Redis restarted without its data: the listener's id is reported again.
+    r.launch();
+    eventually("ONLINE lists still_here again", 15, || {
+        online_or_unavailable(&s, "ONLINE").is_some_and(|o| o == "still_here 1\n")
+    });
+}
+
+/// A worker frozen for longer than the heartbeat's dead-after (SIGSTOP: its Redis links stay
+/// up) is reaped by another, its ids going offline; once it runs again, its next heartbeat
+/// finds its ids missing in Redis and it reports them again.
+#[test]
+fn a_worker_reaped_while_frozen_reports_its_ids_again() {
+    let r = Redis::start(&[]);
+    let c = conf(&r, "frozen");
+    let a = Server::start_foreground(&c);
+    let b = Server::start(&c);
+    let _w = WaitClient::register(&a, b"identifier=frozen_x\n");
+    eventually("B sees frozen_x online", 10, || {
+        b.cmd("ONLINE").contains("frozen_x 1")
+    });
+    a.signal(libc::SIGSTOP);
+    eventually("B reaps the frozen worker", 15, || {
+        !b.cmd("ONLINE").contains("frozen_x")
+    });
+    a.signal(libc::SIGCONT);
+    eventually("B sees frozen_x online again", 15, || {
+        b.cmd("ONLINE").contains("frozen_x 1")
+    });
+    let watch = b.cmd("WATCH 0.0");
+    assert!(
+        watch.ends_with(":frozen_x\n")
+            && watch
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("online ")),
+        "{watch}"
+    );
 }

@@ -129,32 +129,42 @@ impl Reply {
     }
 }
 
-/// Prefix filter of ONLINE and WATCH (spec 7.2), with the login rule.
-fn prefixes<'a>(words: impl Iterator<Item = &'a str>, login: Option<&str>) -> Filter<'a> {
-    let list: Vec<&str> = words.collect();
-    match login {
-        None => Filter {
-            all: list.is_empty(),
-            list,
-        },
-        Some(l) => {
-            let own = format!("{l}_");
-            Filter {
-                all: false,
-                list: list.into_iter().filter(|p| p.starts_with(&own)).collect(),
+/// Prefix filter of ONLINE and WATCH (spec 7.2), with the login rule: a login sees only
+/// the prefixes it names that start with `login_`; the guest sees all ids without any.
+pub struct Filter {
+    all: bool,
+    list: Vec<String>,
+}
+
+impl Filter {
+    pub fn new<'a>(words: impl Iterator<Item = &'a str>, login: Option<&str>) -> Filter {
+        let list = words.map(str::to_owned);
+        match login {
+            None => {
+                let list: Vec<String> = list.collect();
+                Filter {
+                    all: list.is_empty(),
+                    list,
+                }
+            }
+            Some(l) => {
+                let own = format!("{l}_");
+                Filter {
+                    all: false,
+                    list: list.filter(|p| p.starts_with(&own)).collect(),
+                }
             }
         }
     }
-}
 
-struct Filter<'a> {
-    all: bool,
-    list: Vec<&'a str>,
-}
+    /// ONLINE's filter for `cmd` (its argument is the list of prefixes).
+    pub fn online(cmd: &Command, login: Option<&str>) -> Filter {
+        let arg = cmd.arg.as_deref().unwrap_or("").trim();
+        Filter::new(arg.split_whitespace(), login)
+    }
 
-impl Filter<'_> {
-    fn matches(&self, id: &str) -> bool {
-        self.all || self.list.iter().any(|p| id.starts_with(p))
+    pub fn matches(&self, id: &str) -> bool {
+        self.all || self.list.iter().any(|p| id.starts_with(p.as_str()))
     }
 }
 
@@ -173,7 +183,7 @@ pub fn answer_with(
     let arg = cmd.arg.as_deref().unwrap_or("").trim();
     match cmd.kind {
         Kind::Online => {
-            let f = prefixes(arg.split_whitespace(), login);
+            let f = Filter::new(arg.split_whitespace(), login);
             let list = online.unwrap_or_else(|| {
                 storage
                     .online()
@@ -217,7 +227,7 @@ fn watch(arg: &str, storage: &Storage, login: Option<&str>) -> Answer {
             log: "sending 1 events".into(),
         };
     };
-    let f = prefixes(words, login);
+    let f = Filter::new(words, login);
     // Only the newest event per id, listed oldest first: walk from the newest, keeping the
     // first event seen for each id, then reverse.
     let mut seen = std::collections::HashSet::new();

@@ -10,7 +10,7 @@
 mod answer;
 pub mod json;
 
-pub use answer::{answer, answer_with, Answer, Reply};
+pub use answer::{answer, answer_with, Answer, Filter, Reply};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Kind {

@@ -44,8 +44,14 @@ pub(super) enum Tag {
     Read,
     Trim,
     Presence,
+    /// The heartbeat, whose reply says whether this worker's ids are missing in Redis.
+    Heartbeat,
     /// After a reconnect: is the last applied entry still in the log?
     Check,
+    /// ONLINE waiting for Redis: the live workers, then a scan of worker n's counts hash
+    /// (see `cluster_online`).
+    OnlineWorkers(ConnId),
+    OnlineScan(ConnId, u32),
 }
 
 pub(super) struct Cluster {
@@ -70,11 +76,12 @@ pub(super) struct Cluster {
     next_trim: Instant,
     /// Cluster-wide presence (see `cluster_presence`).
     pub(super) presence: Option<super::cluster_presence::Presence>,
+    /// ONLINE requests waiting for Redis (see `cluster_online`).
+    pub(super) online_pending: std::collections::HashMap<ConnId, super::cluster_online::Query>,
+    pub(super) prefix: String,
     events_key: String,
-    counts_key: String,
-    /// Where reading the events and counts streams resumes.
+    /// Where reading the events stream resumes.
     events_from: String,
-    counts_from: String,
 }
 
 /// What the JSON answer of a deferred `POST /pub` needs.
@@ -86,7 +93,11 @@ pub(super) struct ApiPending {
 
 /// The reply a push gets when it cannot be kept (the PHP API raises on any status but 200).
 fn unavailable(why: &str) -> Vec<u8> {
-    let body = format!("Service Unavailable: the cluster log cannot take this push ({why}); nothing was queued, retry later\n");
+    service_unavailable(&format!("Service Unavailable: the cluster log cannot take this push ({why}); nothing was queued, retry later\n"))
+}
+
+/// A 503 on the IN line with this text body.
+pub(super) fn service_unavailable(body: &str) -> Vec<u8> {
     format!(
         "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{}",
         body.len(),
@@ -127,10 +138,10 @@ impl Cluster {
             acked: std::collections::HashMap::new(),
             next_trim: Instant::now(),
             presence: Some(super::cluster_presence::Presence::new(&cfg.cluster_prefix)),
+            online_pending: std::collections::HashMap::new(),
+            prefix: cfg.cluster_prefix.clone(),
             events_key: format!("{}:events", cfg.cluster_prefix),
-            counts_key: format!("{}:counts", cfg.cluster_prefix),
             events_from: "0-0".into(),
-            counts_from: "0-0".into(),
         }
     }
 
@@ -186,14 +197,10 @@ impl Reactor {
         listen_now(&mut self.cursors, self.cluster.as_deref())
     }
 
-    /// ONLINE / WATCH / STATS; ONLINE is the cluster-wide view in cluster mode.
+    /// ONLINE / WATCH / STATS from this worker's storage (in cluster mode ONLINE is asked
+    /// of Redis instead: see `cluster_online`).
     pub(super) fn answer_command(&self, cmd: &Command, login: Option<&str>) -> commands::Answer {
-        let online = self
-            .cluster
-            .as_deref()
-            .and_then(|c| c.presence.as_ref())
-            .map(super::cluster_presence::Presence::online_list);
-        commands::answer_with(cmd, &self.storage, login, online)
+        commands::answer(cmd, &self.storage, login)
     }
 
     /// A readiness event on one of the links.
@@ -296,7 +303,7 @@ impl Reactor {
                 )
             }
         };
-        self.api_deferred_done(key, reply, p.keep_alive, now);
+        self.api_deferred_done(key, reply, p.keep_alive, false, now);
     }
 
     fn refuse_push(&mut self, key: usize, why: &str) {
@@ -352,15 +359,7 @@ impl Reactor {
             if c.caught_up {
                 args.extend(["BLOCK", &block]);
             }
-            args.extend([
-                "STREAMS",
-                &c.key,
-                &c.events_key,
-                &c.counts_key,
-                &from,
-                &c.events_from,
-                &c.counts_from,
-            ]);
+            args.extend(["STREAMS", &c.key, &c.events_key, &from, &c.events_from]);
             if c.reader.send(Tag::Read, &args).is_ok() {
                 c.reading = true;
                 c.reader.flush();
@@ -449,7 +448,24 @@ impl Reactor {
                     log::warn!("cluster: XTRIM failed: {}", String::from_utf8_lossy(t));
                 }
             }
-            Event::Up => log::info!("cluster: Redis link (publishing) is up"),
+            Event::Reply(Tag::Heartbeat, v) => self.on_heartbeat(&v),
+            Event::Reply(Tag::OnlineWorkers(id), v) => self.on_online_workers(id, &v, now),
+            Event::Reply(Tag::OnlineScan(id, n), v) => self.on_online_scan(id, n, &v, now),
+            Event::Failed(Tag::OnlineWorkers(id) | Tag::OnlineScan(id, _), e) => {
+                self.online_done(id, Err(e.to_string()), now);
+            }
+            Event::Up => {
+                log::info!("cluster: Redis link (publishing) is up");
+                // Report every local online id again (Redis may have lost them, or reaped
+                // this worker while it could not reach it).
+                if let Some(pr) = self
+                    .cluster
+                    .as_deref_mut()
+                    .and_then(|c| c.presence.as_mut())
+                {
+                    pr.resync = true;
+                }
+            }
             Event::Down(e) => log::warn!("cluster: Redis link (publishing) is down: {e}"),
             Event::Reply(_, _) | Event::Failed(_, _) => {}
         }
@@ -519,8 +535,8 @@ impl Reactor {
         }
     }
 
-    /// Applies an XREAD reply: the events and counts streams to the presence replica, the
-    /// message log's entries in order; returns how many log entries it held.
+    /// Applies an XREAD reply: the events stream to WATCH's history, the message log's
+    /// entries in order; returns how many log entries it held.
     fn apply_log(&mut self, v: &Value, now: Instant) -> usize {
         // [[key, [[id, [field, value, ...]], ...]], ...], or nil when nothing is new.
         let mut messages: &[Value] = &[];
@@ -537,12 +553,6 @@ impl Reactor {
                 if let Some(last) = self.apply_events(entries) {
                     if let Some(c) = self.cluster.as_deref_mut() {
                         c.events_from = last;
-                    }
-                }
-            } else if key == c.counts_key.as_bytes() {
-                if let Some(last) = self.apply_counts(entries) {
-                    if let Some(c) = self.cluster.as_deref_mut() {
-                        c.counts_from = last;
                     }
                 }
             } else if key == c.key.as_bytes() {

@@ -1,17 +1,25 @@
 //! Cluster-wide presence for one worker: reports its local online/offline transitions and
-//! listener counts to Redis, keeps its heartbeat, reaps dead workers, and keeps a replica
-//! of the cluster's online ids, event history and counts, from which ONLINE and WATCH are
-//! answered the same on every worker and host.
+//! listener counts to Redis, keeps its heartbeat, reaps dead workers, and replays the
+//! cluster's online/offline events into storage's bounded event chains (WATCH's history).
+//! ONLINE is answered from Redis at request time (`cluster_online`): no worker keeps a
+//! copy of the ids online elsewhere, so an id costs memory only in the workers where it
+//! has listeners (plus its entries in the bounded WATCH history).
 //!
 //! Cost: a transition (an id's first local listener, or OFFLINE_TIMEOUT over after its
-//! last) is one EVAL; a long-poll reconnect inside OFFLINE_TIMEOUT is none. Counts go in
-//! one XADD every 100 ms for the ids whose count changed (a fan-out to 100k listeners is
-//! one batch, not 100k commands), plus every worker's full counts every 30 s so a new
-//! worker converges. A worker silent for 5 s (kill -9, power off) is reaped by any other:
-//! its ids go offline with the events its listeners would have produced.
+//! last) is one EVAL (which also adds or removes the id in this worker's counts hash
+//! `<p>:n:<uid>`); a long-poll reconnect inside OFFLINE_TIMEOUT is none. Counts go in one
+//! HSET every 100 ms for the ids whose count changed (a fan-out to 100k listeners is one
+//! batch, not 100k commands). After the publishing link (re)connects, every local online
+//! id is reported again (idempotent in Redis: no event where it is online there already),
+//! which repairs what a Redis restart lost or a reaping during a long outage removed. A
+//! worker silent for 5 s (kill -9, power off) is reaped by any other: its ids go offline
+//! with the events its listeners would have produced, and its counts hash is deleted; if it
+//! was alive after all (frozen), its next heartbeat finds its ids missing and it reports
+//! them again.
 //!
-//! Structure: `Presence { uid, online: HashSet<id>, counts: id -> [(uid, n)], next_* }`;
-//! the events replay into storage's `Events` with the cluster's positions (`push_at`).
+//! Structure: `Presence { uid, prefix, counts_key, next_batch, next_heartbeat, resync }`:
+//! nothing per id. The events replay into storage's `Events` with the cluster's positions
+//! (`push_at`), bounded by EVENT_CHAIN_LEN.
 //! Uses: cluster::scripts, storage (SharedPresence, events), cluster (the links).
 
 use super::cluster::Tag;
@@ -19,30 +27,30 @@ use super::*;
 use crate::cluster::resp::Value;
 use crate::cluster::scripts;
 use crate::storage::events::EventKind;
-use std::collections::{HashMap, HashSet};
 
-/// How often changed counts are sent and the heartbeat refreshed (a batch only when
+/// How often changed counts are sent and the heartbeat checked (a batch only when
 /// something changed, or the heartbeat is due).
 const BATCH_EVERY: Duration = Duration::from_millis(100);
 /// How often the heartbeat (and the reaping of dead workers) runs.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
-/// How often a worker sends all its counts again.
-const FULL_EVERY: Duration = Duration::from_secs(30);
 /// A worker whose heartbeat is older than this is gone.
 pub(super) const DEAD_AFTER_MS: u64 = 5000;
 /// Transitions or count changes kept while Redis is away before they are compacted.
 const PENDING_BOUND: usize = 1 << 16;
+/// Most id/count pairs in one HSET (a resync after a reconnect is split).
+const HSET_PAIRS: usize = 1000;
 /// Positions of the cluster's events start where a fresh server's do.
 const POS_BASE: u64 = 10;
 
 pub(super) struct Presence {
     uid: Rc<str>,
     prefix: String,
-    online: HashSet<Rc<str>>,
-    counts: HashMap<Rc<str>, Vec<(Rc<str>, u32)>>,
+    /// `<p>:n:<uid>`: this worker's online ids and their listener counts.
+    counts_key: String,
     next_batch: Instant,
-    next_full: Instant,
     next_heartbeat: Instant,
+    /// The publishing link (re)connected: report every local online id again.
+    pub(super) resync: bool,
 }
 
 fn now_ms() -> u64 {
@@ -57,64 +65,29 @@ impl Presence {
         let uid = format!("{}:{}:{}", host.trim(), std::process::id(), now_ms());
         let now = Instant::now();
         Presence {
+            counts_key: format!("{prefix}:n:{uid}"),
             uid: Rc::from(uid),
             prefix: prefix.to_string(),
-            online: HashSet::new(),
-            counts: HashMap::new(),
             next_batch: now,
-            next_full: now + FULL_EVERY,
             next_heartbeat: now,
+            resync: false,
         }
-    }
-
-    /// ONLINE's view: every id online anywhere, with its count summed over the workers.
-    pub(super) fn online_list(&self) -> Vec<(Rc<str>, usize)> {
-        let mut v: Vec<(Rc<str>, usize)> = self
-            .online
-            .iter()
-            .map(|id| {
-                let n = self
-                    .counts
-                    .get(id)
-                    .map_or(0, |w| w.iter().map(|(_, n)| *n as usize).sum());
-                (id.clone(), n)
-            })
-            .collect();
-        v.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        v
-    }
-
-    fn set_count(&mut self, id: &str, uid: &Rc<str>, n: u32) {
-        let entry = self.counts.entry(Rc::from(id)).or_default();
-        entry.retain(|(w, _)| w != uid);
-        if n > 0 {
-            entry.push((uid.clone(), n));
-        }
-        if entry.is_empty() {
-            self.counts.remove(id);
-        }
-    }
-
-    fn drop_worker(&mut self, uid: &str) {
-        self.counts.retain(|_, v| {
-            v.retain(|(w, _)| &**w != uid);
-            !v.is_empty()
-        });
     }
 }
 
 impl Reactor {
-    /// Each turn: sends local transitions at once, counts and the heartbeat once a second.
+    /// Each turn: sends local transitions at once, changed counts every 100 ms, the
+    /// heartbeat every second, and everything again after a reconnect.
     pub(super) fn presence_turn(&mut self, now: Instant) {
-        let due = self
-            .cluster
-            .as_deref()
-            .and_then(|c| c.presence.as_ref())
-            .is_some_and(|pr| now >= pr.next_batch);
-        let ready = self
-            .cluster
-            .as_deref()
-            .is_some_and(|c| c.publisher.is_ready());
+        let Some(c) = self.cluster.as_deref() else {
+            return;
+        };
+        let ready = c.publisher.is_ready();
+        let Some(pr) = c.presence.as_ref() else {
+            return;
+        };
+        let resync = ready && pr.resync;
+        let due = now >= pr.next_batch || resync;
         let transitions = match self.storage.shared_presence.as_deref_mut() {
             // Most turns have nothing to report: no formatting, no command.
             Some(p) if p.transitions.is_empty() && !due => return,
@@ -128,192 +101,177 @@ impl Reactor {
             None => return,
         };
         let chain = (self.cfg.event_chain_len.max(1) * 3).to_string();
+        let ms = now_ms().to_string();
+        // After a (re)connect: every id online here, as a transition and in the batch.
+        let again: Vec<ChannelId> = if resync {
+            self.storage.online_channel_ids()
+        } else {
+            Vec::new()
+        };
         let Some(c) = self.cluster.as_deref_mut() else {
             return;
         };
         let Some(pr) = c.presence.as_mut() else {
             return;
         };
-        let ms = now_ms().to_string();
-        for (kind, id) in transitions {
+        let mut transition = |kind: &str, id: &str| {
             let args: [&str; 9] = [
                 "EVAL",
                 scripts::TRANSITION,
                 "0",
                 &pr.prefix,
                 &pr.uid,
-                kind.name(),
-                &id,
+                kind,
+                id,
                 &chain,
                 &ms,
             ];
             if let Err((_, e)) = c.publisher.send(Tag::Presence, &args) {
                 log::warn!("cluster: presence of [{id}] not reported: {e}");
             }
+        };
+        for (kind, id) in transitions {
+            transition(kind.name(), &id);
         }
-        if now < pr.next_batch || !c.publisher.is_ready() {
+        for &id in &again {
+            if let Some(name) = self.storage.channel_name(id) {
+                transition(EventKind::Online.name(), name);
+            }
+        }
+        if !due {
             c.publisher.flush();
             return;
         }
         pr.next_batch = now + BATCH_EVERY;
-        let full = now >= pr.next_full;
-        if full {
-            pr.next_full = now + FULL_EVERY;
-        }
-        let changed = match self.storage.shared_presence.as_deref_mut() {
+        pr.resync = false;
+        let mut ids = match self.storage.shared_presence.as_deref_mut() {
             Some(p) => std::mem::take(&mut p.count_changed),
             None => Vec::new(),
         };
-        let mut ids: Vec<ChannelId> = if full {
-            self.storage.online_channel_ids()
-        } else {
-            changed
-        };
+        ids.extend(again);
         ids.sort_unstable();
         ids.dedup();
-        let mut d = String::new();
+        // HSET key id n id n ...: only ids online here (one gone offline was removed from
+        // the hash by its transition, sent before this batch on the same link).
+        let mut pairs: Vec<(Rc<str>, String)> = Vec::new();
         for id in ids {
+            if !self.storage.is_online(id) {
+                continue;
+            }
             let Some(name) = self.storage.channel_name(id) else {
                 continue;
             };
-            if !d.is_empty() {
-                d.push(',');
-            }
-            let _ = write!(d, "{}={}", name, self.storage.local_count(id));
+            pairs.push((name.clone(), self.storage.local_count(id).to_string()));
         }
-        let Some(c) = self.cluster.as_deref_mut() else {
-            return;
-        };
-        let Some(pr) = c.presence.as_mut() else {
-            return;
-        };
         let beat = now >= pr.next_heartbeat;
         if beat {
             pr.next_heartbeat = now + HEARTBEAT_EVERY;
-        }
-        let dead = DEAD_AFTER_MS.to_string();
-        let hb: [&str; 8] = [
-            "EVAL",
-            scripts::HEARTBEAT,
-            "0",
-            &pr.prefix,
-            &pr.uid,
-            &ms,
-            &dead,
-            &chain,
-        ];
-        if beat {
-            let _ = c.publisher.send(Tag::Presence, &hb);
-        }
-        if !d.is_empty() {
-            let key = format!("{}:counts", pr.prefix);
-            let args: [&str; 10] = [
-                "XADD", &key, "MAXLEN", "~", "100000", "*", "w", &pr.uid, "d", &d,
+            let dead = DEAD_AFTER_MS.to_string();
+            // Every transition so far was sent above: Redis should hold this many ids.
+            let online = self.storage.counts().online_timers.to_string();
+            let hb: [&str; 9] = [
+                "EVAL",
+                scripts::HEARTBEAT,
+                "0",
+                &pr.prefix,
+                &pr.uid,
+                &ms,
+                &dead,
+                &chain,
+                &online,
             ];
+            let _ = c.publisher.send(Tag::Heartbeat, &hb);
+        }
+        for chunk in pairs.chunks(HSET_PAIRS) {
+            let mut args: Vec<&str> = Vec::with_capacity(2 + 2 * chunk.len());
+            args.extend(["HSET", &pr.counts_key]);
+            for (name, n) in chunk {
+                args.extend([&**name, n.as_str()]);
+            }
             let _ = c.publisher.send(Tag::Presence, &args);
         }
         c.publisher.flush();
     }
 
-    /// Replays entries of the events stream: the cluster-wide online set and WATCH history.
-    pub(super) fn apply_events(&mut self, entries: &[Value]) -> Option<String> {
-        let mut last = None;
-        let chain = self.cfg.event_chain_len;
-        for e in entries {
-            let Some((id, fields)) = entry_parts(e) else {
-                continue;
-            };
-            last = Some(id);
-            let (Some(k), Some(i), Some(p)) = (
-                field(fields, b"k"),
-                field(fields, b"i"),
-                field(fields, b"p"),
-            ) else {
-                continue;
-            };
-            let Some(pos) = std::str::from_utf8(p)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            let name = String::from_utf8_lossy(i);
-            let kind = if k == b"online" {
-                EventKind::Online
-            } else {
-                EventKind::Offline
-            };
-            if let Some(pr) = self
-                .cluster
-                .as_deref_mut()
-                .and_then(|c| c.presence.as_mut())
-            {
-                match kind {
-                    EventKind::Online => {
-                        pr.online.insert(Rc::from(&*name));
-                    }
-                    EventKind::Offline => {
-                        pr.online.remove(&*name);
-                    }
-                }
-            }
-            self.storage
-                .events_mut()
-                .push_at(pos.saturating_add(POS_BASE), kind, &name, chain);
-            rlog!(
-                Debug,
-                self.storage.counts(),
-                "[{}] is now {} in the cluster",
-                name,
-                kind.name()
-            );
+    /// The heartbeat's reply: `{reaped, missing}`; ids missing in Redis are reported again.
+    pub(super) fn on_heartbeat(&mut self, v: &Value) {
+        if let Some(t) = v.error_text() {
+            log::warn!("cluster: heartbeat failed: {}", String::from_utf8_lossy(t));
+            return;
         }
-        last
-    }
-
-    /// Replays entries of the counts stream into the replica.
-    pub(super) fn apply_counts(&mut self, entries: &[Value]) -> Option<String> {
-        let mut last = None;
-        let pr = self
+        let missing = match v.as_array().and_then(|a| a.get(1)) {
+            Some(Value::Int(n)) => *n,
+            _ => 0,
+        };
+        if missing <= 0 {
+            return;
+        }
+        log::warn!(
+            "cluster: Redis misses {missing} of the ids online on this worker (reaped while alive, or Redis lost them): reporting them again"
+        );
+        if let Some(pr) = self
             .cluster
             .as_deref_mut()
-            .and_then(|c| c.presence.as_mut())?;
-        for e in entries {
-            let Some((id, fields)) = entry_parts(e) else {
-                continue;
-            };
-            last = Some(id);
-            let (Some(w), Some(d)) = (field(fields, b"w"), field(fields, b"d")) else {
-                continue;
-            };
-            let uid: Rc<str> = Rc::from(&*String::from_utf8_lossy(w));
-            if d == b"*" {
-                pr.drop_worker(&uid);
-                continue;
-            }
-            for item in d.split(|&c| c == b',') {
-                let mut kv = item.splitn(2, |&c| c == b'=');
-                let (Some(k), Some(v)) = (kv.next(), kv.next()) else {
-                    continue;
-                };
-                let Some(n) = std::str::from_utf8(v)
-                    .ok()
-                    .and_then(|s| s.parse::<u32>().ok())
-                else {
-                    continue;
-                };
-                pr.set_count(&String::from_utf8_lossy(k), &uid, n);
-            }
+            .and_then(|c| c.presence.as_mut())
+        {
+            pr.resync = true;
         }
-        last
+    }
+
+    /// Replays entries of the events stream into WATCH's history.
+    pub(super) fn apply_events(&mut self, entries: &[Value]) -> Option<String> {
+        replay_events(&mut self.storage, entries, self.cfg.event_chain_len)
     }
 }
 
-/// `[id, [field, value, ...]]` of a stream entry.
-fn entry_parts(e: &Value) -> Option<(String, &[Value])> {
-    let a = e.as_array()?;
-    let id = String::from_utf8_lossy(a.first()?.as_bytes()?).into_owned();
-    Some((id, a.get(1)?.as_array()?))
+/// Replays events stream entries into storage's bounded event chains (nothing else: an
+/// id online elsewhere gets no channel, no set entry, nothing here); returns the last
+/// entry's ID, where reading resumes.
+fn replay_events(storage: &mut Storage, entries: &[Value], chain: usize) -> Option<String> {
+    let mut last = None;
+    for e in entries {
+        // Reading resumes after any entry with an ID, even one that cannot be used.
+        let a = e.as_array().unwrap_or_default();
+        if let Some(id) = a.first().and_then(Value::as_bytes) {
+            last = Some(String::from_utf8_lossy(id).into_owned());
+        }
+        let Some(fields) = a.get(1).and_then(Value::as_array) else {
+            continue;
+        };
+        let (Some(k), Some(i), Some(p)) = (
+            field(fields, b"k"),
+            field(fields, b"i"),
+            field(fields, b"p"),
+        ) else {
+            continue;
+        };
+        let Some(pos) = std::str::from_utf8(p)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if !crate::ident::is_id(i) {
+            continue;
+        }
+        let name = String::from_utf8_lossy(i);
+        let kind = if k == b"online" {
+            EventKind::Online
+        } else {
+            EventKind::Offline
+        };
+        storage
+            .events_mut()
+            .push_at(pos.saturating_add(POS_BASE), kind, &name, chain);
+        rlog!(
+            Debug,
+            storage.counts(),
+            "[{}] is now {} in the cluster",
+            name,
+            kind.name()
+        );
+    }
+    last
 }
 
 fn field<'a>(fields: &'a [Value], name: &[u8]) -> Option<&'a [u8]> {
@@ -324,4 +282,64 @@ fn field<'a>(fields: &'a [Value], name: &[u8]) -> Option<&'a [u8]> {
         .and_then(Value::as_bytes)
 }
 
-use std::fmt::Write as _;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: u64, kind: &str, id: &str) -> Value {
+        let b = |s: &str| Value::Bulk(s.as_bytes().to_vec());
+        Value::Array(vec![
+            b(&format!("{n}-0")),
+            Value::Array(vec![
+                b("k"),
+                b(kind),
+                b("i"),
+                b(id),
+                b("p"),
+                b(&n.to_string()),
+            ]),
+        ])
+    }
+
+    /// Memory: ids online on other workers leave nothing here but WATCH's bounded history.
+    #[test]
+    fn remote_ids_cost_nothing_but_the_bounded_history() {
+        let mut storage = Storage::new();
+        let chain = 100;
+        let entries: Vec<Value> = (1..=20_000u64)
+            .map(|n| {
+                event(
+                    n,
+                    if n % 3 == 0 { "offline" } else { "online" },
+                    &format!("remote_{n}"),
+                )
+            })
+            .collect();
+        let last = replay_events(&mut storage, &entries, chain);
+        assert_eq!(last.as_deref(), Some("20000-0"));
+        assert_eq!(storage.channel_count(), 0, "no channel for a remote id");
+        assert!(storage.online().is_empty());
+        assert!(
+            storage.events().len() <= 3 * (chain + 1),
+            "history bounded: {}",
+            storage.events().len()
+        );
+        assert_eq!(storage.events().last_pos(), 20_000 + POS_BASE);
+        // Presence itself holds no collection at all.
+        assert!(std::mem::size_of::<Presence>() <= 128);
+    }
+
+    #[test]
+    fn hostile_event_entries_are_skipped() {
+        let mut storage = Storage::new();
+        let entries = vec![
+            Value::Bulk(b"x".to_vec()),
+            event(1, "online", "bad id\nline"),
+            event(2, "online", "good"),
+            Value::Array(vec![Value::Bulk(b"3-0".to_vec()), Value::Nil]),
+        ];
+        let last = replay_events(&mut storage, &entries, 10);
+        assert_eq!(last.as_deref(), Some("3-0"));
+        assert_eq!(storage.events().iter().count(), 1);
+    }
+}

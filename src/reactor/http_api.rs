@@ -9,9 +9,11 @@
 //! answered, and the next pipelined one follows; while a reply is only partly written the
 //! rest waits (resumed by `on_writable`), so a client that does not read cannot make the
 //! server buffer more than one reply. Errors that leave the request boundary unknown (bad
-//! head, smuggling, chunked) answer and close.
+//! head, smuggling, chunked) answer and close. In cluster mode `POST /pub` and `GET /online`
+//! are answered once Redis replied (`State::Awaiting`; see `cluster`, `cluster_online`); the
+//! requests pipelined behind them wait.
 //! Uses: api (route, request, reply, metrics), commands (answers and their JSON), ident,
-//! in_line (Parsed, Publication), auth (through config), source (submit).
+//! in_line (Parsed, Publication), auth (through config), source (submit), cluster_online.
 
 use super::*;
 use crate::api::reply::Reply as ApiReply;
@@ -151,13 +153,14 @@ impl Reactor {
         }
     }
 
-    /// Cluster mode: the answer to a deferred `POST /pub`, then the requests that were
-    /// pipelined behind it.
+    /// Cluster mode: the answer to a deferred `POST /pub` or `GET /online`, then the
+    /// requests that were pipelined behind it.
     pub(super) fn api_deferred_done(
         &mut self,
         key: usize,
         reply: ApiReply,
         keep_alive: bool,
+        head_only: bool,
         now: Instant,
     ) {
         let Some(c) = self.conns.get_mut(key) else {
@@ -167,7 +170,7 @@ impl Reactor {
             return;
         }
         c.state = State::Reading;
-        let bytes = reply.to_bytes(keep_alive, false);
+        let bytes = reply.to_bytes(keep_alive, head_only);
         if reply.keeps(keep_alive) {
             if self.write_or_close(key, &bytes).is_ok() {
                 self.serve_api(key, now);
@@ -262,6 +265,7 @@ impl Reactor {
                 let text = metrics::render(&self.metrics_snapshot(), &metrics::Process::read());
                 ApiReply::ok(metrics::CONTENT_TYPE, text.into_bytes())
             }
+            Endpoint::Online if self.cluster.is_some() => self.api_online_cluster(key, req),
             Endpoint::Online => self.api_command(req, Kind::Online),
             Endpoint::Watch => self.api_command(req, Kind::Watch),
             Endpoint::StatsJson => self.api_command(req, Kind::Stats),
@@ -408,19 +412,17 @@ impl Reactor {
         ApiReply::json(publish_json(&owned, &skipped, stamp.as_ref()))
     }
 
-    /// ONLINE, WATCH and STATS as JSON, with the text commands' rules.
-    fn api_command(&self, req: &Request, kind: Kind) -> ApiReply {
+    /// The command a `GET /online`, `/watch` or `/stats.json` stands for, and its login.
+    fn api_command_of(
+        &self,
+        req: &Request,
+        kind: Kind,
+    ) -> Result<(Command, Option<String>), ApiReply> {
         let marker = match query_param(&req.query, "identifier") {
-            Some(v) => match parse_identifier(&v) {
-                Ok(p) => Some(p),
-                Err(why) => return ApiReply::error(400, &why),
-            },
+            Some(v) => Some(parse_identifier(&v).map_err(|why| ApiReply::error(400, &why))?),
             None => None,
         };
-        let login = match self.api_login(req, marker.as_ref()) {
-            Ok(l) => l,
-            Err(r) => return r,
-        };
+        let login = self.api_login(req, marker.as_ref())?;
         let words = |name: &str| {
             query_param(&req.query, name)
                 .map(|v| String::from_utf8_lossy(&v).replace(',', " "))
@@ -434,21 +436,45 @@ impl Reactor {
             kind,
             arg: Some(arg),
         };
+        Ok((cmd, login))
+    }
+
+    /// Cluster mode's `GET /online`: asked of Redis (see `cluster_online`).
+    fn api_online_cluster(&mut self, key: usize, req: &Request) -> ApiReply {
+        let (cmd, login) = match self.api_command_of(req, Kind::Online) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let via = super::cluster_online::Via::Api {
+            keep_alive: req.keep_alive,
+            head_only: req.method == Method::Head,
+            counters: counters_asked(req),
+        };
+        self.online_api(key, cmd, login, via)
+    }
+
+    /// ONLINE, WATCH and STATS as JSON, with the text commands' rules.
+    fn api_command(&self, req: &Request, kind: Kind) -> ApiReply {
+        let (cmd, login) = match self.api_command_of(req, kind) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
         match self.answer_command(&cmd, login.as_deref()) {
             commands::Answer::Nothing => {
                 ApiReply::error(403, "stats are not available to logins, only to the guest")
             }
             commands::Answer::Text { reply, .. } => ApiReply::json(match kind {
-                Kind::Online => {
-                    let counters = query_param(&req.query, "counters")
-                        .is_some_and(|v| !v.is_empty() && v != b"0");
-                    json::online(&reply, counters)
-                }
+                Kind::Online => json::online(&reply, counters_asked(req)),
                 Kind::Watch => json::watch(&reply),
                 Kind::Stats => json::stats(&reply),
             }),
         }
     }
+}
+
+/// `?counters=` with a value other than empty or 0.
+fn counters_asked(req: &Request) -> bool {
+    query_param(&req.query, "counters").is_some_and(|v| !v.is_empty() && v != b"0")
 }
 
 /// Reads `[login:password@]item,item,...` strictly: every item must be `[*][cursor:]id`.

@@ -15,6 +15,7 @@
 
 mod close;
 mod cluster;
+mod cluster_online;
 mod cluster_presence;
 mod control;
 mod deliver;

@@ -174,6 +174,10 @@ impl Reactor {
             .get(key)
             .and_then(|c| c.parsed.as_ref())
             .and_then(|p| p.login.clone());
+        if cmd.kind == commands::Kind::Online && self.cluster.is_some() {
+            // Cluster mode: asked of Redis, answered when it replies.
+            return self.online_text(key, cmd, login);
+        }
         let answer = self.answer_command(&cmd, login.as_deref());
         match answer {
             commands::Answer::Text { reply, log } => {

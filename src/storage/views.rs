@@ -19,7 +19,12 @@ impl Storage {
         v
     }
 
-    /// The channels online here (cluster mode sends their counts).
+    /// Whether an id is online here (a listener, or OFFLINE_TIMEOUT still running).
+    pub fn is_online(&self, id: ChannelId) -> bool {
+        self.channels.get(id as usize).is_some_and(|c| c.online)
+    }
+
+    /// The channels online here (cluster mode sends them again after a reconnect).
     pub fn online_channel_ids(&self) -> Vec<ChannelId> {
         self.channels
             .iter()
