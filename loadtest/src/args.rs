@@ -22,8 +22,10 @@ TARGET (one of):
   --server-cmd 'CMD {conf}'   start the server; {conf} becomes a Perl override with free ports
   --wait ADDR --in ADDR       a running server (each may repeat) [--server-pid PID for RSS/CPU]
 OPTIONS:
-  -n N                connections (idle, fanout), listeners (publish), clients (multi) [200]
-  --procs K           worker processes for idle/fanout; 0 = one per 9,500 connections [0]
+  -n N                connections (idle, fanout), listeners (stream, publish), clients
+                      (multi) [200]
+  --procs K           worker processes for idle/fanout/stream; 0 = one per 9,500
+                      connections [0]
   --cycles C          idle: close/reconnect cycles after the first measure [3]
   --pushes P          publish, multi: pushes [2000]
   --concurrency C     publish, multi: pushes in flight [8]
@@ -50,7 +52,9 @@ stream: N SSE or WebSocket listeners (--transport sse|ws) on one id, split over 
   --concurrency C     --api http: pushes unanswered at most (pipelined on one connection
                       per address) [8]; classic pushes go one at a time (a listener checks
                       their order, and two IN connections may be accepted in either order)
-  --duration S        with --find-rate: each step's length [3]
+  --duration S        the run's length when --pushes is not given (--find-rate: each
+                      step's) [3]; a run waits up to --timeout for late messages, a step
+                      of the search 2 x --lag-bound-ms + 1 s
   --lag-bound-ms MS   the lag that still counts as keeping up [1000]
   --find-rate         step the rate from R: double while it keeps up (halve while it does
                       not), then one bisection step; at most 10 steps, within --timeout;
