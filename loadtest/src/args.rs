@@ -33,7 +33,8 @@ OPTIONS:
   --rate R --duration S --lifetime-ms L --poll-ms T      churn [200, 3, 500, 200]
   --offline-timeout S churn: the server's OFFLINE_TIMEOUT [1 when started here, else 30]
   --transport T       idle, fanout, publish listeners: longpoll | sse | ws [longpoll]
-  --api A             publish pushes: classic (IN connection per push) | http
+                      (stream: sse | ws)
+  --api A             publish, stream pushes: classic (IN connection per push) | http
                       (POST /pub on keep-alive connections to IN, pipelined) [classic]
   --pub-conns C       publish --api http: keep-alive publisher connections [4]
   --id-pool K         idle: the listeners share K ids (connection g waits on id g % K),
