@@ -81,7 +81,8 @@ pub enum State {
     /// `reactor::reply_job`); neither EOF nor a flushed write closes it.
     Streaming,
     /// IN, cluster mode: the push is being appended to the cluster log, or ONLINE is being
-    /// asked of Redis; answered once Redis replied (or could not).
+    /// asked of Redis; answered once Redis replied (or could not). An HTTP API connection
+    /// keeps reading meanwhile: the requests pipelined behind it are served after it.
     Awaiting,
     /// A final reply is queued; close once it is flushed.
     Closing,
@@ -175,7 +176,8 @@ impl Conn {
     }
 
     /// Reads until the socket would block, through the shared `scratch` buffer. Bytes are
-    /// kept only while Reading, and at most `keep_max` of them (the caller reports overflow).
+    /// kept only while Reading (or WsOpen, or Awaiting on an HTTP API connection), and at
+    /// most `keep_max` of them (the caller reports overflow).
     /// A read shorter than the buffer drained the socket: unless the event also said the
     /// peer closed (`closed`: then EOF is still to be read), the next arriving byte raises a
     /// new edge, so the extra read that would only say WouldBlock is skipped.
@@ -184,15 +186,29 @@ impl Conn {
             bytes: 0,
             eof: false,
         };
+        // An HTTP API connection awaiting Redis keeps what follows its push: requests
+        // pipelined behind it, served once it is answered (they used to be thrown away).
+        // It reads no more than it can keep: the rest stays in the socket until the
+        // requests before it are served (`serve_api` then asks for the readiness again).
+        let api_awaiting = self.state == State::Awaiting && self.proto == Proto::Api;
+        let keep = self.state.keeps_input() || api_awaiting;
         loop {
-            match self.sock.read(scratch) {
+            let limit = if api_awaiting {
+                keep_max.saturating_sub(self.buf.len()).min(scratch.len())
+            } else {
+                scratch.len()
+            };
+            if limit == 0 {
+                return r;
+            }
+            match self.sock.read(scratch.get_mut(..limit).unwrap_or_default()) {
                 Ok(0) => {
                     r.eof = true;
                     return r;
                 }
                 Ok(n) => {
                     r.bytes += n;
-                    if self.state.keeps_input() {
+                    if keep {
                         let room = keep_max.saturating_sub(self.buf.len());
                         let take = n.min(room);
                         self.buf
@@ -202,13 +218,16 @@ impl Conn {
                             return r;
                         }
                     }
-                    if n < scratch.len() && !closed {
+                    if n < limit && !closed {
                         return r;
                     }
                     // A parked client that floods: stop after a bounded amount so one
                     // socket cannot hold the loop (the next arriving bytes raise a new
                     // edge; the bytes are thrown away anyway).
-                    if self.state != State::Reading && r.bytes >= MAX_DISCARD_PER_EVENT {
+                    if self.state != State::Reading
+                        && !api_awaiting
+                        && r.bytes >= MAX_DISCARD_PER_EVENT
+                    {
                         return r;
                     }
                 }

@@ -40,6 +40,47 @@ fn loadtest_fanout_delivers_every_payload() {
 }
 
 #[test]
+fn loadtest_stream_delivers_every_push_once_in_order_on_both_transports() {
+    // A few dozen paced pushes to a few hundred SSE, then WebSocket, listeners: every
+    // listener must count each push exactly once and in order (the figures of the run,
+    // rate and lag, are not asserted).
+    for (transport, api) in [("sse", "classic"), ("ws", "http")] {
+        let v = run(
+            "stream",
+            &[
+                "-n",
+                "300",
+                "--transport",
+                transport,
+                "--api",
+                api,
+                "--pushes",
+                "40",
+                "--rate",
+                "50",
+            ],
+        );
+        assert_eq!(v["transport"], transport);
+        assert_eq!(v["parked"], 300);
+        assert_eq!(v["pushes"], 40);
+        assert_eq!(v["delivered"], 300 * 40, "{v:#}");
+        assert_eq!(v["complete"], 300);
+        for k in [
+            "missing",
+            "duplicates",
+            "out_of_order",
+            "bad",
+            "closed",
+            "in_errors",
+        ] {
+            assert_eq!(v[k], 0, "{transport} {k}: {v:#}");
+        }
+        assert_eq!(v["exactly_once"], true);
+        assert!(v["lag_p99_ms"].is_number() && v["delivered_per_s"].is_number());
+    }
+}
+
+#[test]
 fn loadtest_publish_with_reparking_listeners() {
     let v = run("publish", &["--pushes", "500"]);
     assert_eq!(v["delivered"], 500);

@@ -17,14 +17,15 @@ usage: realplexor-loadtest SCENARIO [TARGET] [OPTIONS]
        realplexor-loadtest floor-server [--fanout] CONF (the publish exchange's kernel floor;
                                    --fanout: every listener of an id gets the push)
 
-SCENARIO: idle | fanout | publish | churn | multi
+SCENARIO: idle | fanout | stream | publish | churn | multi
 TARGET (one of):
   --server-cmd 'CMD {conf}'   start the server; {conf} becomes a Perl override with free ports
   --wait ADDR --in ADDR       a running server (each may repeat) [--server-pid PID for RSS/CPU]
 OPTIONS:
-  -n N                connections (idle, fanout), listeners (publish; 0 = none, the
-                      publish path alone), clients (multi) [200]
-  --procs K           worker processes for idle/fanout; 0 = one per 9,500 connections [0]
+  -n N                connections (idle, fanout), listeners (stream; publish: 0 = none,
+                      the publish path alone), clients (multi) [200]
+  --procs K           worker processes for idle/fanout/stream; 0 = one per 9,500
+                      connections [0]
   --cycles C          idle: close/reconnect cycles after the first measure [3]
   --pushes P          publish, multi: pushes [2000]
   --concurrency C     publish, multi: pushes in flight [8]
@@ -32,13 +33,33 @@ OPTIONS:
   --rate R --duration S --lifetime-ms L --poll-ms T      churn [200, 3, 500, 200]
   --offline-timeout S churn: the server's OFFLINE_TIMEOUT [1 when started here, else 30]
   --transport T       idle, fanout, publish listeners: longpoll | sse | ws [longpoll]
-  --api A             publish pushes: classic (IN connection per push) | http
+                      (stream: sse | ws)
+  --api A             publish, stream pushes: classic (IN connection per push) | http
                       (POST /pub on keep-alive connections to IN, pipelined) [classic]
   --pub-conns C       publish --api http: keep-alive publisher connections [4]
   --id-pool K         idle: the listeners share K ids (connection g waits on id g % K),
                       0 = each on its own id [0]
-  --push-each-in      fanout: push once to every --in address (several servers, each
+  --push-each-in      fanout, stream: push to every --in address (several servers, each
                       holding the listeners given its --wait), not only to the first
+stream: N SSE or WebSocket listeners (--transport sse|ws) on one id, split over --procs
+  workers as fanout's; then P pushes (--api classic|http) paced at R per second. Every
+  listener checks it got each push exactly once and in order; reports messages delivered/s
+  (N x P / elapsed), the push rate achieved, the lag from push to receipt (p50/p99/max),
+  missing/duplicate/out-of-order counts, server CPU, and whether it kept up: every message
+  exactly once, p99 lag and the last push's lag (until its last listener got it) within
+  --lag-bound-ms, the rate achieved within 10% of R.
+  --rate R            pushes per second [100,000 / N, at least 1]
+  --pushes P          pushes [R x --duration]
+  --concurrency C     --api http: pushes unanswered at most (pipelined on one connection
+                      per address) [8]; classic pushes go one at a time (a listener checks
+                      their order, and two IN connections may be accepted in either order)
+  --duration S        the run's length when --pushes is not given (--find-rate: each
+                      step's) [3]; a run waits up to --timeout for late messages, a step
+                      of the search 2 x --lag-bound-ms + 1 s
+  --lag-bound-ms MS   the lag that still counts as keeping up [1000]
+  --find-rate         step the rate from R: double while it keeps up (halve while it does
+                      not), then one bisection step; at most 10 steps, within --timeout;
+                      the result is the highest rate that kept up
   --window W          connects in flight [256]
   --timeout S         bound of every phase, seconds [60]
   --name NAME         label of the server in the result [ours]
@@ -100,8 +121,16 @@ pub struct Opts {
     pub transport: Transport,
     /// How publish pushes.
     pub api: Api,
-    /// fanout: one push to each `--in` address instead of one to the first.
+    /// fanout: one push to each `--in` address instead of one to the first (stream: every
+    /// push to each).
     pub push_each_in: bool,
+    /// `--rate` / `--pushes` given (stream derives its defaults from N otherwise).
+    pub rate_given: bool,
+    pub pushes_given: bool,
+    /// stream: step the rate to the highest one that keeps up.
+    pub find_rate: bool,
+    /// stream: the p99 and last-push lag that still count as keeping up, ms.
+    pub lag_bound_ms: u64,
     /// idle: listeners share this many ids (connection g on id g % K); 0 = one id each.
     pub id_pool: usize,
     /// `--api http`: keep-alive publisher connections.
@@ -153,6 +182,10 @@ impl Default for Opts {
             transport: Transport::LongPoll,
             api: Api::Classic,
             push_each_in: false,
+            rate_given: false,
+            pushes_given: false,
+            find_rate: false,
+            lag_bound_ms: 1000,
             id_pool: 0,
             pub_conns: 4,
             transports: vec![Transport::LongPoll],
@@ -200,12 +233,14 @@ const VALUE_OPTS: &[(&str, &str)] = &[
     ("conf-extra", "PERL"),
     ("apis", "LIST"),
     ("id-pool", "K"),
+    ("lag-bound-ms", "MS"),
 ];
 
 /// The commands `parse` accepts (`worker` is internal and handled before it).
 pub const COMMANDS: &[&str] = &[
     "idle",
     "fanout",
+    "stream",
     "publish",
     "churn",
     "multi",
@@ -227,6 +262,7 @@ fn options() -> getopts::Options {
     g.optflagmulti("", "quiet", "");
     g.optflagmulti("", "fanout", "");
     g.optflagmulti("", "push-each-in", "");
+    g.optflagmulti("", "find-rate", "");
     g.optflagmulti("h", "help", "");
     g
 }
@@ -314,6 +350,9 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
     set!(o.procs, "procs");
     set!(o.cycles, "cycles");
     set!(o.pushes, "pushes");
+    o.pushes_given = m.opt_present("pushes");
+    o.rate_given = m.opt_present("rate");
+    set!(o.lag_bound_ms, "lag-bound-ms");
     set!(o.concurrency, "concurrency");
     set!(o.ids, "ids");
     set!(o.per_client, "per-client");
@@ -356,21 +395,33 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
     if let Some(v) = m.opt_strs("apis").pop() {
         o.apis = list(&v, "--apis")?;
     }
-    if o.transport.is_stream() && !matches!(o.command.as_str(), "idle" | "fanout" | "publish") {
-        return Err("--transport: sse and ws are for idle, fanout and publish".into());
+    if o.transport.is_stream()
+        && !matches!(o.command.as_str(), "idle" | "fanout" | "stream" | "publish")
+    {
+        return Err("--transport: sse and ws are for idle, fanout, stream and publish".into());
     }
-    if o.api != Api::Classic && o.command != "publish" {
-        return Err("--api: http is for publish".into());
+    if o.command == "stream" && !o.transport.is_stream() {
+        return Err("stream needs --transport sse or ws".into());
+    }
+    if o.api != Api::Classic && !matches!(o.command.as_str(), "publish" | "stream") {
+        return Err("--api: http is for publish and stream".into());
+    }
+    if !(o.rate.is_finite() && o.rate > 0.0) && o.command == "stream" {
+        return Err("--rate: a positive number".into());
     }
     o.quiet = m.opt_present("quiet");
     o.floor_fanout = m.opt_present("fanout");
     o.push_each_in = m.opt_present("push-each-in");
-    if o.push_each_in && o.command != "fanout" {
-        return Err("--push-each-in is for fanout".into());
+    if o.push_each_in && !matches!(o.command.as_str(), "fanout" | "stream") {
+        return Err("--push-each-in is for fanout and stream".into());
+    }
+    o.find_rate = m.opt_present("find-rate");
+    if o.find_rate && o.command != "stream" {
+        return Err("--find-rate is for stream".into());
     }
     let scenario = matches!(
         o.command.as_str(),
-        "idle" | "fanout" | "publish" | "churn" | "multi"
+        "idle" | "fanout" | "stream" | "publish" | "churn" | "multi"
     );
     if scenario && o.server_cmd.is_none() && (o.wait.is_empty() || o.inn.is_empty()) {
         return Err("give --server-cmd, or both --wait and --in".into());
@@ -454,6 +505,20 @@ mod tests {
         );
         assert!(p("churn --server-cmd x --transport sse").is_err());
         assert!(p("fanout --server-cmd x --api http").is_err());
+        assert_eq!(
+            p("stream --server-cmd x").unwrap_err(),
+            "stream needs --transport sse or ws"
+        );
+        let o = p("stream --server-cmd x --transport ws --api http --find-rate --push-each-in")
+            .unwrap();
+        assert!(o.find_rate && o.push_each_in && !o.rate_given && !o.pushes_given);
+        assert_eq!((o.api, o.lag_bound_ms), (Api::Http, 1000));
+        let o = p("stream --server-cmd x --transport sse --rate 5 --pushes 9 --lag-bound-ms 50")
+            .unwrap();
+        assert!(o.rate_given && o.pushes_given);
+        assert_eq!((o.rate, o.pushes, o.lag_bound_ms), (5.0, 9, 50));
+        assert!(p("stream --server-cmd x --transport sse --rate 0").is_err());
+        assert!(p("fanout --server-cmd x --find-rate").is_err());
         let o = p("suite --server-cmd x --transports longpoll,sse,ws --apis classic,http").unwrap();
         assert_eq!(o.transports.len(), 3);
         assert_eq!(o.apis, vec![Api::Classic, Api::Http]);

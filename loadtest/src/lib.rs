@@ -8,8 +8,10 @@
 //! * `proto`: requests and response parsers (WAIT data blocks, ONLINE, WATCH), cursor order.
 //! * `wire`: the other WAIT transports (`sse`, `ws`) and the `--api http` publisher
 //!   (`http`): requests, incremental decoders, framing.
-//! * `worker`: WAIT-side workers (processes or threads) for `idle` and `fanout`.
-//! * `scenarios`: `idle`, `fanout`, `publish`, `churn`, `multi`; each returns JSON.
+//! * `worker`: WAIT-side workers (processes or threads) for `idle`, `fanout` and
+//!   `stream`; `worker_stream`: their `stream` op (exactly-once, in-order and lag count).
+//! * `lag`: a mergeable lag histogram (`stream`'s millions of deliveries).
+//! * `scenarios`: `idle`, `fanout`, `stream`, `publish`, `churn`, `multi`; each returns JSON.
 //! * `target`: the server under test (started with an override conf, or attached) and its
 //!   RSS/CPU from /proc.
 //! * `suite`: the standard benchmark run (`suite/mod.rs`) and its report:
@@ -25,6 +27,7 @@
 
 pub mod args;
 pub mod floor;
+pub mod lag;
 pub mod net;
 pub mod proto;
 pub mod scenarios;
@@ -33,6 +36,7 @@ pub mod suite;
 pub mod target;
 pub mod wire;
 pub mod worker;
+pub mod worker_stream;
 
 use serde_json::Value;
 use std::path::Path;

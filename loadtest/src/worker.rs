@@ -1,6 +1,6 @@
-//! Listener workers: the WAIT side of `idle` and `fanout`, split over K processes (or
-//! threads, when the loadtest runs as a library) so the client side can hold more
-//! sockets than one process's open-file limit.
+//! Listener workers: the WAIT side of `idle`, `fanout` and `stream`, split over K
+//! processes (or threads, when the loadtest runs as a library) so the client side can hold
+//! more sockets than one process's open-file limit.
 //!
 //! Structure: a worker reads one JSON command per line and answers with JSON lines:
 //! ```text
@@ -8,6 +8,7 @@
 //!      -> {"ev":"progress",...}* {"ev":"ready", parked, failed, t_first, t_last}
 //! {"op":"await", payload, id, timeout_ms, transport}
 //!      -> {"ev":"awaiting"} {"ev":"progress",...}* {"ev":"delivered", times:[ns], bad, missing}
+//! {"op":"stream", ..} -> see `worker_stream` (a sustained run of pushes on open streams)
 //! {"op":"close"} -> {"ev":"closed"}          {"op":"exit"} -> (exits)
 //! ```
 //! Times are CLOCK_MONOTONIC nanoseconds, comparable across processes. The `Pool` on the
@@ -47,6 +48,10 @@ pub fn worker_main(input: impl BufRead, mut out: impl Write) -> io::Result<()> {
             "await" => match net.as_mut() {
                 Some(n) => await_delivery(n, &cmd, &mut parked, &mut out)?,
                 None => json!({"ev": "error", "msg": "await before open"}),
+            },
+            "stream" => match net.as_mut() {
+                Some(n) => crate::worker_stream::run(n, &cmd, &mut parked, &mut out)?,
+                None => json!({"ev": "error", "msg": "stream before open"}),
             },
             "close" => {
                 if let Some(n) = net.as_mut() {

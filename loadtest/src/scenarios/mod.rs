@@ -1,10 +1,13 @@
-//! The five scenarios. Each is bounded in count and in time (`--timeout` per phase),
+//! The six scenarios. Each is bounded in count and in time (`--timeout` per phase),
 //! prints a live progress line on stderr and returns its result as JSON.
 //!
 //! * `idle`: N parked connections on their own ids; server RSS per connection, connect rate,
 //!   and RSS growth over close/reconnect cycles (worker pool).
 //! * `fanout`: N listeners on one id, one push; delivery-time distribution, payloads
 //!   verified, server CPU for the push (worker pool).
+//! * `stream`: N SSE or WebSocket listeners on one id, pushes paced at a rate (or the
+//!   highest rate that keeps up, `--find-rate`); exactly-once and in-order check, lag,
+//!   messages delivered per second (worker pool; publisher: `stream_pub`).
 //! * `publish`: pushes (new IN connections, or `--api http` keep-alive requests) to ids
 //!   with one listener each, re-parking or streaming (in-process).
 //! * `churn`: clients arriving, parking and leaving at a rate while ONLINE and WATCH are
@@ -13,15 +16,19 @@
 //!   exactly-once and in-order check (in-process).
 //!
 //! `idle`, `fanout` and `publish` listeners wait over `--transport` (long-poll, SSE or
-//! WebSocket, see `wire`); `churn` and `multi` are long-poll only.
+//! WebSocket, see `wire`), `stream`'s over SSE or WebSocket; `churn` and `multi` are
+//! long-poll only.
 //!
-//! Uses: `worker::Pool` (idle, fanout), `net::Net` (the others), `target::Target`, `wire`.
+//! Uses: `worker::Pool` (idle, fanout, stream), `net::Net` (the others), `target::Target`,
+//! `wire`.
 
 pub mod churn;
 pub mod fanout;
 pub mod idle;
 pub mod multi;
 pub mod publish;
+pub mod stream;
+pub mod stream_pub;
 
 use crate::args::Opts;
 use crate::clock::now_ns;
@@ -87,6 +94,7 @@ pub fn run(name: &str, ctx: &Ctx) -> Result<Value, String> {
     let mut v = match name {
         "idle" => idle::run(ctx)?,
         "fanout" => fanout::run(ctx)?,
+        "stream" => stream::run(ctx)?,
         "publish" => publish::run(ctx)?,
         "churn" => churn::run(ctx)?,
         "multi" => multi::run(ctx)?,
