@@ -16,7 +16,8 @@
 //! Structure: `Cluster { publisher, reader: Link<Tag>, key, last_id, last_cursor,
 //! caught_up, reading, next_trim }`, boxed on the reactor; a listener that names no cursor
 //! starts at `last_cursor` (what it has seen is exactly what this worker applied).
-//! Uses: cluster::{link, entry, stream_id, resp}, source (apply_publication), close.
+//! Uses: cluster::{link, entry, stream_id, resp}, source (apply_publication), close;
+//! cluster_publish (appending pushes and answering their publishers).
 
 use super::*;
 use crate::cluster::addr::Target;
@@ -69,7 +70,7 @@ pub(super) struct Cluster {
     /// Some entry was applied (so `last_id` is a real entry, not the starting floor).
     applied_any: bool,
     /// HTTP API pushes waiting for Redis: the ids for the JSON answer, and keep-alive.
-    api_pending: std::collections::HashMap<ConnId, ApiPending>,
+    pub(super) api_pending: std::collections::HashMap<ConnId, super::cluster_publish::ApiPending>,
     /// Debug logging: who published the entries this worker appended, until they are
     /// applied (so the `added data` line names the publisher, as in the embedded mode).
     acked: std::collections::HashMap<StreamId, String>,
@@ -82,28 +83,6 @@ pub(super) struct Cluster {
     events_key: String,
     /// Where reading the events stream resumes.
     events_from: String,
-}
-
-/// What the JSON answer of a deferred `POST /pub` needs.
-pub(super) struct ApiPending {
-    owned: Vec<(Option<Cursor>, Box<str>)>,
-    skipped: Vec<(Option<Cursor>, Box<str>)>,
-    keep_alive: bool,
-}
-
-/// The reply a push gets when it cannot be kept (the PHP API raises on any status but 200).
-fn unavailable(why: &str) -> Vec<u8> {
-    service_unavailable(&format!("Service Unavailable: the cluster log cannot take this push ({why}); nothing was queued, retry later\n"))
-}
-
-/// A 503 on the IN line with this text body.
-pub(super) fn service_unavailable(body: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{}",
-        body.len(),
-        body
-    )
-    .into_bytes()
 }
 
 fn unix_ms() -> u64 {
@@ -146,7 +125,7 @@ impl Cluster {
     }
 
     /// The XADD that appends a publication to the log (trimmed to about CLUSTER_MAXLEN).
-    fn xadd_args(&self, p: &Publication) -> Vec<Vec<u8>> {
+    pub(super) fn xadd_args(&self, p: &Publication) -> Vec<Vec<u8>> {
         let mut args: Vec<Vec<u8>> = vec![
             b"XADD".to_vec(),
             self.key.clone().into_bytes(),
@@ -219,106 +198,6 @@ impl Reactor {
         if readable {
             link.on_readable();
         }
-    }
-
-    /// Appends an accepted push to the log; its publisher waits for the acknowledgement.
-    pub(super) fn submit_to_cluster(&mut self, key: usize, p: Publication) {
-        let Some(id) = self.id_of(key) else {
-            return;
-        };
-        let Some(c) = self.cluster.as_deref_mut() else {
-            return;
-        };
-        let args = c.xadd_args(&p);
-        match c.publisher.send(Tag::Publish(id), &args) {
-            Ok(()) => {
-                c.publisher.flush();
-                if let Some(conn) = self.conns.get_mut(key) {
-                    conn.state = State::Awaiting;
-                }
-            }
-            Err((_, e)) => self.refuse_push(key, &e.to_string()),
-        }
-    }
-
-    /// Appends an HTTP API push to the log; the answer is sent when Redis acknowledged it.
-    pub(super) fn submit_api_to_cluster(
-        &mut self,
-        key: usize,
-        p: Publication,
-        owned: Vec<(Option<Cursor>, Box<str>)>,
-        skipped: Vec<(Option<Cursor>, Box<str>)>,
-        keep_alive: bool,
-    ) -> Result<(), String> {
-        let id = self.id_of(key).ok_or("connection gone")?;
-        let c = self.cluster.as_deref_mut().ok_or("not in cluster mode")?;
-        let args = c.xadd_args(&p);
-        match c.publisher.send(Tag::ApiPublish(id), &args) {
-            Ok(()) => {
-                c.publisher.flush();
-                c.api_pending.insert(
-                    id,
-                    ApiPending {
-                        owned,
-                        skipped,
-                        keep_alive,
-                    },
-                );
-                Ok(())
-            }
-            Err((_, e)) => {
-                self.counters.dropped_unavailable += 1;
-                Err(e.to_string())
-            }
-        }
-    }
-
-    /// The answer to a deferred HTTP API push: its JSON with the entry's cursor, or a 503.
-    fn api_publish_done(&mut self, id: ConnId, entry_id: Option<&[u8]>, why: &str, now: Instant) {
-        let Some(p) = self
-            .cluster
-            .as_deref_mut()
-            .and_then(|c| c.api_pending.remove(&id))
-        else {
-            return;
-        };
-        let key = id.key as usize;
-        if self.id_of(key) != Some(id) {
-            return;
-        }
-        let cursor = entry_id
-            .and_then(|e| StreamId::parse(e).ok())
-            .and_then(|e| e.cursor().ok());
-        let reply = match cursor {
-            Some(cursor) => crate::api::reply::Reply::json(super::http_api::publish_json(
-                &p.owned,
-                &p.skipped,
-                Some(&cursor),
-            )),
-            None => {
-                self.counters.dropped_unavailable += 1;
-                crate::api::reply::Reply::error(
-                    503,
-                    &format!("the cluster log cannot take this push ({why}); nothing was queued"),
-                )
-            }
-        };
-        self.api_deferred_done(key, reply, p.keep_alive, false, now);
-    }
-
-    fn refuse_push(&mut self, key: usize, why: &str) {
-        rlog!(
-            Warn,
-            self.storage.counts(),
-            "{}: ERROR: push refused, the cluster log is unavailable: {}",
-            self.who(key),
-            why
-        );
-        self.counters.dropped_unavailable += 1;
-        if let Some(c) = self.conns.get_mut(key) {
-            c.state = State::Reading;
-        }
-        self.reply_and_close(key, &unavailable(why));
     }
 
     /// One step of the cluster each loop turn: timers, registration, replies, reading.

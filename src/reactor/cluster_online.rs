@@ -57,7 +57,7 @@ pub(super) struct Query {
 
 /// The IN line's reply when ONLINE cannot be answered.
 fn text_unavailable(why: &str) -> Vec<u8> {
-    super::cluster::service_unavailable(&format!(
+    super::cluster_publish::service_unavailable(&format!(
         "Service Unavailable: ONLINE asks the cluster's Redis, which cannot answer ({why}); retry later\n"
     ))
 }

@@ -17,6 +17,7 @@ mod close;
 mod cluster;
 mod cluster_online;
 mod cluster_presence;
+mod cluster_publish;
 mod control;
 mod deliver;
 mod housekeeping;
