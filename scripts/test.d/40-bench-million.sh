@@ -38,5 +38,9 @@ assert d["idle"]["parked"] == 20000, d["idle"]
 assert d["fanout"]["exactly_once"] and d["floor"]["exactly_once"], d["fanout"]
 assert d["sse"]["exactly_once"] and d["ws"]["exactly_once"]
 assert d["idle"]["mem_samples"], "no memory samples"
+# The per-connection figure is the slope between settled samples at N/2 and N.
+assert d["idle"]["pss_per_conn_marginal"] is not None, d["idle"]
+assert [s[0] for s in d["idle"]["steps"]] == [300, 10000, 20000], d["idle"]["steps"]
+assert sum(1 for s in d["idle"]["mem_samples"] if s[3]) == 4, d["idle"]["mem_samples"]
 PY
 echo "40-bench-million: ok ($(grep -o 'last_vs_floor": [0-9.]*' "$out/million.json"))"
