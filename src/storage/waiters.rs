@@ -1,7 +1,8 @@
 //! Parked listeners: registration (subscriptions, presence), detaching from the channels'
 //! waiter lists in O(subscriptions), closing (offline countdowns), and the log name.
 //!
-//! Structure: `Listener { conn, subs: Box<[Sub]> }` in `Storage::listeners`; each `Sub`
+//! Structure: `Listener { conn, subs: Subs }` (one `Sub` inline, or boxed) in
+//! `Storage::listeners`; each `Sub`
 //! knows its index in the channel's `waiters` and each `Waiter` points back at
 //! `(listener, sub)`, so removal is a swap-remove (perl/Storage/PairsByFhs.pm's reverse
 //! index).
@@ -79,7 +80,7 @@ impl Storage {
         self.counts.pairs_by_fhs += 1;
         let key = self.listeners.insert(Listener {
             conn,
-            subs: subs.into_boxed_slice(),
+            subs: Subs::from(subs),
             npairs,
             first_cursor,
             attached: true,
