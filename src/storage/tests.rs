@@ -329,3 +329,28 @@ fn one_subscription_is_inline_several_are_boxed() {
     s.check_invariants();
     assert_eq!((s.local_count(a), s.local_count(b)), (0, 0));
 }
+
+/// A waiter list gives back capacity once three quarters of its listeners left (and all
+/// of it once the last one did), and the listeners left are still found and detached.
+#[test]
+fn waiter_list_shrinks_when_most_listeners_leave() {
+    let lim = lim();
+    let mut s = Storage::new();
+    let a = s.intern("a");
+    let ls: Vec<ListenerId> = (0..1000)
+        .map(|k| s.register(conn(k), vec![(c("1"), a)], &lim))
+        .collect();
+    let cap = |s: &Storage| s.channels[a as usize].waiters.capacity();
+    assert!(cap(&s) >= 1000);
+    for &l in &ls[..990] {
+        s.detach(l);
+    }
+    s.check_invariants();
+    assert_eq!(s.local_count(a), 10);
+    assert!(cap(&s) <= 40, "10 waiters kept {} slots", cap(&s));
+    for &l in &ls[990..] {
+        s.detach(l);
+        s.check_invariants();
+    }
+    assert_eq!((s.local_count(a), cap(&s)), (0, 0));
+}
