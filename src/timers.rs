@@ -8,11 +8,14 @@
 //! starts a new FIFO; the old one drains and its slot is reused.
 //!
 //! Structure: `nodes: Slab<Node { deadline, prev, next, queue, payload }>`,
-//! `queues: Vec<Fifo { dur, head, tail }>` (a handful at most).
+//! `queues: Vec<Fifo { dur, head, tail }>` (a handful at most), `base`: the first `now`
+//! ever passed; a node's deadline is nanoseconds after it (8 bytes instead of an
+//! `Instant`'s 16: every parked connection has a timer).
 //! Never reads the clock: callers pass `now`.
 //! Uses: nothing internal.
 
 use slab::Slab;
+use std::num::NonZeroU16;
 use std::time::{Duration, Instant};
 
 const NIL: u32 = u32::MAX;
@@ -22,10 +25,12 @@ const NIL: u32 = u32::MAX;
 pub struct TimerKey(u32);
 
 struct Node<T> {
-    deadline: Instant,
+    /// Nanoseconds after `Timers::base`.
+    deadline: u64,
     prev: u32,
     next: u32,
-    queue: u16,
+    /// The FIFO's index + 1 (non-zero, so that the slab's entry needs no tag of its own).
+    queue: NonZeroU16,
     payload: T,
 }
 
@@ -35,9 +40,20 @@ struct Fifo {
     tail: u32,
 }
 
+// A connection's timer (payload: a ConnId, two u32s) takes 32 bytes, also as a slab entry
+// (the same shape as slab's: vacant with the next free index, or occupied).
+#[allow(dead_code)]
+enum SlabEntry<T> {
+    Vacant(usize),
+    Occupied(T),
+}
+const _: () = assert!(std::mem::size_of::<SlabEntry<Node<[u32; 2]>>>() <= 32);
+
 pub struct Timers<T> {
     nodes: Slab<Node<T>>,
     queues: Vec<Fifo>,
+    /// What deadlines count from: the first `now` given to `arm`.
+    base: Option<Instant>,
 }
 
 impl<T> Default for Timers<T> {
@@ -45,9 +61,13 @@ impl<T> Default for Timers<T> {
         Timers {
             nodes: Slab::new(),
             queues: Vec::new(),
+            base: None,
         }
     }
 }
+
+/// A deadline this far out stands for "never" (as `now + dur` past `Instant`'s range).
+const FAR: Duration = Duration::from_secs(86400 * 365);
 
 impl<T> Timers<T> {
     pub fn new() -> Self {
@@ -100,15 +120,18 @@ impl<T> Timers<T> {
                 self.queues.len() - 1
             }
         };
+        let base = *self.base.get_or_insert(now);
+        let since = now.saturating_duration_since(base);
+        let deadline = match now.checked_add(dur) {
+            Some(_) => nanos(since.saturating_add(dur)),
+            None => nanos(since.saturating_add(FAR)),
+        };
         let fifo = &mut self.queues[q];
-        let deadline = now
-            .checked_add(dur)
-            .unwrap_or(now + Duration::from_secs(86400 * 365));
         let key = self.nodes.insert(Node {
             deadline,
             prev: fifo.tail,
             next: NIL,
-            queue: q as u16,
+            queue: NonZeroU16::new((q as u16).saturating_add(1)).unwrap_or(NonZeroU16::MIN),
             payload,
         }) as u32;
         if fifo.tail == NIL {
@@ -127,7 +150,7 @@ impl<T> Timers<T> {
             return None;
         }
         let node = self.nodes.remove(key.0 as usize);
-        self.unlink(node.queue, node.prev, node.next);
+        self.unlink(node.queue.get() - 1, node.prev, node.next);
         Some(node.payload)
     }
 
@@ -148,16 +171,26 @@ impl<T> Timers<T> {
         }
     }
 
+    /// The `Instant` of a stored deadline.
+    fn at(&self, deadline: u64) -> Option<Instant> {
+        let base = self.base?;
+        let d = Duration::from_nanos(deadline);
+        Some(base.checked_add(d).unwrap_or(base + FAR))
+    }
+
     /// The earliest deadline, if any timer is armed.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.queues
+        let d = self
+            .queues
             .iter()
             .filter_map(|f| self.nodes.get(f.head as usize).map(|n| n.deadline))
-            .min()
+            .min()?;
+        self.at(d)
     }
 
     /// Pops one expired timer (deadline <= now), earliest queue head first.
     pub fn pop_expired(&mut self, now: Instant) -> Option<T> {
+        let now = nanos(now.saturating_duration_since(self.base?));
         let (key, _) = self
             .queues
             .iter()
@@ -173,13 +206,18 @@ impl<T> Timers<T> {
 
     /// The deadline of a live timer.
     pub fn deadline(&self, key: TimerKey) -> Option<Instant> {
-        self.nodes.get(key.0 as usize).map(|n| n.deadline)
+        self.at(self.nodes.get(key.0 as usize)?.deadline)
     }
 
     /// The payload of a live timer.
     pub fn get(&self, key: TimerKey) -> Option<&T> {
         self.nodes.get(key.0 as usize).map(|n| &n.payload)
     }
+}
+
+/// A duration in nanoseconds (u64 holds 584 years).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -250,5 +288,25 @@ mod tests {
         }
         assert_eq!(t.queues.len(), 1);
         let _ = t.pop_expired(now + Duration::from_secs(1000));
+    }
+
+    /// Deadlines are kept as nanoseconds after the first `now`: they read back exactly,
+    /// and a duration past `Instant`'s range stands for a year, without a panic.
+    #[test]
+    fn deadlines_read_back_exactly_and_huge_ones_saturate() {
+        let t0 = Instant::now();
+        let mut t: Timers<u32> = Timers::new();
+        let a = t.arm(t0, Duration::from_millis(3_001), 1);
+        let later = t0 + Duration::from_nanos(1_500_000_123);
+        let b = t.arm(later, Duration::from_secs(1), 2);
+        assert_eq!(t.deadline(a), Some(t0 + Duration::from_millis(3_001)));
+        assert_eq!(t.deadline(b), Some(later + Duration::from_secs(1)));
+        let c = t.arm(t0, Duration::MAX, 3);
+        assert_eq!(t.deadline(c), Some(t0 + FAR));
+        assert_eq!(t.pop_expired(later + Duration::from_secs(1)), Some(2));
+        assert_eq!(t.pop_expired(later + Duration::from_secs(1)), None);
+        assert_eq!(t.pop_expired(t0 + Duration::from_secs(86_400)), Some(1));
+        assert_eq!(t.pop_expired(t0 + Duration::from_secs(86_400)), None);
+        assert_eq!(t.next_deadline(), Some(t0 + FAR));
     }
 }

@@ -503,3 +503,39 @@ fn many_pipelined_commands_answer_in_order() {
     assert_eq!(d.link.in_flight(), 0);
     assert_eq!(d.link.unsent_bytes(), 0);
 }
+
+/// A burst (a 4 MB value written, then read back as one reply, then 20,000 pipelined
+/// commands) grows the link's buffers and queues; once it is over they are back within
+/// `link::KEEP`, not holding the burst's size for the rest of the worker's life.
+#[test]
+fn buffers_are_given_back_after_a_large_reply() {
+    use realplexor::cluster::link::KEEP;
+    let redis = Redis::start(&[]);
+    let mut d = Driver::new(redis.target(), Options::default());
+    d.wait_up();
+    let big: Vec<u8> = (0..4u32 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    assert_eq!(d.call(1, &[b"SET", b"big", &big]), simple("OK"));
+    assert!(
+        d.link.buffer_capacity() <= 3 * KEEP,
+        "after a 4 MB command: {} bytes of buffers",
+        d.link.buffer_capacity()
+    );
+    assert_eq!(d.call(2, &[b"GET", b"big"]), Value::Bulk(big));
+    assert!(
+        d.link.buffer_capacity() <= 3 * KEEP,
+        "after a 4 MB reply: {} bytes of buffers",
+        d.link.buffer_capacity()
+    );
+    let n = 20_000u32;
+    for tag in 100..100 + n {
+        d.link.send(tag, &["PING"]).unwrap();
+    }
+    let ok = d.run_until(DEADLINE, |d| d.find(100 + n - 1).is_some());
+    assert!(ok, "pipelined PINGs not answered");
+    assert!(d.link.buffer_capacity() <= 3 * KEEP);
+    assert!(
+        d.link.queue_capacity() <= 2 * KEEP,
+        "after 20,000 pipelined commands: {} bytes of queues",
+        d.link.queue_capacity()
+    );
+}

@@ -6,6 +6,8 @@
 //! ```text
 //! {"op":"open", n, first, wait:[addr], id|prefix[, id_pool], window, timeout_ms, source, transport}
 //!      -> {"ev":"progress",...}* {"ev":"ready", parked, failed, t_first, t_last}
+//!      (opens may follow each other: `parked` counts this open's connections, a
+//!      progress line's `open` all the worker holds)
 //! {"op":"await", payload, id, timeout_ms, transport}
 //!      -> {"ev":"awaiting"} {"ev":"progress",...}* {"ev":"delivered", times:[ns], bad, missing}
 //! {"op":"stream", ..} -> see `worker_stream` (a sustained run of pushes on open streams)
@@ -109,7 +111,9 @@ fn open(
     let mut t_last = t_first;
     let mut evs = Vec::new();
     let mut last_progress = 0u64;
-    while parked.len() + failed < n && now_ns() < deadline {
+    // Connections held from earlier opens (an idle run opens in steps).
+    let base = parked.len();
+    while parked.len().saturating_sub(base) + failed < n && now_ns() < deadline {
         while next < n && pending < window {
             let g = first + next;
             let own = match id_pool {
@@ -165,7 +169,8 @@ fn open(
         }
     }
     Ok(
-        json!({"ev": "ready", "parked": parked.len(), "failed": failed + n.saturating_sub(next),
+        json!({"ev": "ready", "parked": parked.len().saturating_sub(base),
+              "failed": failed + n.saturating_sub(next),
               "lost": lost, "errors": errors, "t_first": t_first, "t_last": t_last}),
     )
 }
@@ -361,7 +366,10 @@ impl Pool {
     }
 
     /// `collect`, calling `tick(open, prog)` with the workers' summed open count before
-    /// each redraw of the progress line (at least every 200 ms).
+    /// each redraw of the progress line (at least every 200 ms). Every line already
+    /// waiting is taken before `tick`: a slow `tick` (a memory sample reads
+    /// /proc/PID/smaps_rollup of every server process) must not leave the progress lines
+    /// queued, or the open count it is given lags behind by however many queued up.
     pub fn collect_with(
         &mut self,
         ev: &str,
@@ -376,29 +384,31 @@ impl Pool {
             if left == 0 {
                 return Err(format!("workers did not answer {ev} in {timeout:?}"));
             }
-            match self
+            let mut next = match self
                 .rx
                 .recv_timeout(Duration::from_nanos(left).min(Duration::from_millis(200)))
             {
-                Ok((i, v)) => {
-                    let kind = v["ev"].as_str().unwrap_or("");
-                    if kind == "progress" {
-                        if let Some(s) = self.seen.get_mut(i) {
-                            *s = (
-                                v["open"].as_u64().unwrap_or(0),
-                                v["done"].as_u64().unwrap_or(0),
-                            );
-                        }
-                    } else if kind == ev {
-                        if let Some(g) = got.get_mut(i) {
-                            *g = Some(v);
-                        }
-                    } else if kind == "error" || kind == "gone" {
-                        return Err(format!("worker {i}: {v}"));
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return Err("workers gone".into()),
+            };
+            while let Some((i, v)) = next {
+                let kind = v["ev"].as_str().unwrap_or("");
+                if kind == "progress" {
+                    if let Some(s) = self.seen.get_mut(i) {
+                        *s = (
+                            v["open"].as_u64().unwrap_or(0),
+                            v["done"].as_u64().unwrap_or(0),
+                        );
+                    }
+                } else if kind == ev {
+                    if let Some(g) = got.get_mut(i) {
+                        *g = Some(v);
+                    }
+                } else if kind == "error" || kind == "gone" {
+                    return Err(format!("worker {i}: {v}"));
+                }
+                next = self.rx.try_recv().ok();
             }
             let (o, d) = self
                 .seen

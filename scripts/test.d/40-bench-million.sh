@@ -44,5 +44,9 @@ for t in ("sse_rate", "ws_rate"):
     f = d[t]
     assert f and f["steps"], (t, f)
     assert f["duplicates"] == 0 and f["out_of_order"] == 0 and f["bad"] == 0, (t, f)
+# The per-connection figure is the slope between settled samples at N/2 and N.
+assert d["idle"]["pss_per_conn_marginal"] is not None, d["idle"]
+assert [s[0] for s in d["idle"]["steps"]] == [300, 10000, 20000], d["idle"]["steps"]
+assert sum(1 for s in d["idle"]["mem_samples"] if s[3]) == 4, d["idle"]["mem_samples"]
 PY
 echo "40-bench-million: ok ($(grep -o 'last_vs_floor": [0-9.]*' "$out/million.json"))"

@@ -22,6 +22,11 @@
 //! poll with a timeout no later than `next_deadline`. The socket is registered for
 //! READABLE | WRITABLE once (edge-triggered), so interest never has to change.
 //!
+//! Memory: replies are read straight into `inbuf` (16 KiB at a time, no scratch buffer),
+//! and a buffer or queue that a burst grew past `KEEP` bytes is given back once the burst
+//! is over (`release`): one large XREAD reply or a backlog of commands while Redis was
+//! slow must not stay resident in every worker for the rest of its life.
+//!
 //! Limits: a reply may be at most `max_reply` bytes and unsent bytes at most `max_out`
 //! (`send` refuses past it), a reply must start arriving within `reply_timeout` (so a
 //! command that blocks in Redis, like `XREAD BLOCK ms`, must block for less). A host name
@@ -164,7 +169,6 @@ pub struct Link<T> {
     inbuf: Vec<u8>,
     /// `inbuf` must hold this many bytes before parsing again (the decoder's hint).
     need: usize,
-    scratch: Vec<u8>,
     inflight: VecDeque<Pending<T>>,
     waiting: Vec<u8>,
     waiting_tags: VecDeque<T>,
@@ -180,6 +184,27 @@ pub struct Link<T> {
 
 /// How long a link must stay up for the back-off to start over.
 const STABLE: Duration = Duration::from_secs(1);
+/// Bytes read from the socket per `read` call (straight into `inbuf`'s tail).
+const READ_CHUNK: usize = 16 << 10;
+/// Capacity, in bytes, a buffer may keep once it is (nearly) empty again; above it the
+/// memory goes back to the allocator.
+pub const KEEP: usize = 64 << 10;
+
+/// Gives back what a burst left of `buf`'s capacity once at most a quarter of `KEEP` is
+/// in it; O(1) unless it shrinks (then it moves what is left: at most `KEEP / 4` bytes).
+fn release_bytes(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEEP && buf.len() <= KEEP / 4 {
+        buf.shrink_to(KEEP / 4);
+    }
+}
+
+/// `release_bytes` for a queue of `T`s, counted in bytes.
+fn release_queue<X>(q: &mut VecDeque<X>) {
+    let size = std::mem::size_of::<X>().max(1);
+    if q.capacity().saturating_mul(size) > KEEP && q.len().saturating_mul(size) <= KEEP / 4 {
+        q.shrink_to(KEEP / 4 / size);
+    }
+}
 
 impl<T> Link<T> {
     /// A link that starts connecting at once.
@@ -202,7 +227,6 @@ impl<T> Link<T> {
             out_pos: 0,
             inbuf: Vec::new(),
             need: 0,
-            scratch: vec![0; 64 << 10],
             inflight: VecDeque::new(),
             waiting: Vec::new(),
             waiting_tags: VecDeque::new(),
@@ -247,6 +271,27 @@ impl<T> Link<T> {
         sent.saturating_add(self.waiting_tags.len())
     }
 
+    /// Capacity of the link's byte buffers (read, write, and commands waiting for the
+    /// handshake), in bytes: at most about `KEEP` each between bursts.
+    pub fn buffer_capacity(&self) -> usize {
+        self.inbuf
+            .capacity()
+            .saturating_add(self.out.capacity())
+            .saturating_add(self.waiting.capacity())
+    }
+
+    /// Capacity of the link's queues (commands owed a reply, commands waiting for the
+    /// handshake, events not yet taken), in bytes: at most about `KEEP` each between
+    /// bursts.
+    pub fn queue_capacity(&self) -> usize {
+        fn bytes<X>(q: &VecDeque<X>) -> usize {
+            q.capacity().saturating_mul(std::mem::size_of::<X>())
+        }
+        bytes(&self.inflight)
+            .saturating_add(bytes(&self.waiting_tags))
+            .saturating_add(bytes(&self.events))
+    }
+
     /// Command bytes not yet written to the socket.
     pub fn unsent_bytes(&self) -> usize {
         self.out
@@ -283,7 +328,12 @@ impl<T> Link<T> {
 
     /// The next thing that happened, oldest first.
     pub fn next_event(&mut self) -> Option<Event<T>> {
-        self.events.pop_front()
+        let ev = self.events.pop_front();
+        if ev.is_none() {
+            // All taken: what a burst of replies grew goes back (see `KEEP`).
+            release_queue(&mut self.events);
+        }
+        ev
     }
 
     /// When `tick` next has something to do.
@@ -341,6 +391,19 @@ impl<T> Link<T> {
             self.out.drain(..self.out_pos);
             self.out_pos = 0;
         }
+        self.release();
+    }
+
+    /// Gives back the capacity a burst left in the buffers and queues (see `KEEP`).
+    fn release(&mut self) {
+        if self.out_pos == 0 {
+            release_bytes(&mut self.out);
+        }
+        release_bytes(&mut self.inbuf);
+        release_bytes(&mut self.waiting);
+        release_queue(&mut self.inflight);
+        release_queue(&mut self.waiting_tags);
+        release_queue(&mut self.events);
     }
 
     /// The socket is writable (or connected): finish connecting, then write.
@@ -361,11 +424,14 @@ impl<T> Link<T> {
             let Some(sock) = self.sock.as_mut() else {
                 return;
             };
-            match sock.read(&mut self.scratch) {
+            let len = self.inbuf.len();
+            self.inbuf.resize(len.saturating_add(READ_CHUNK), 0);
+            let got = sock.read(self.inbuf.get_mut(len..).unwrap_or_default());
+            let n = *got.as_ref().unwrap_or(&0);
+            self.inbuf.truncate(len.saturating_add(n));
+            match got {
                 Ok(0) => return self.fail(LinkError::Closed),
-                Ok(n) => {
-                    self.inbuf
-                        .extend_from_slice(self.scratch.get(..n).unwrap_or_default());
+                Ok(_) => {
                     self.last_progress = Instant::now();
                     self.process();
                 }
@@ -483,6 +549,7 @@ impl<T> Link<T> {
         }
         if self.sock.is_some() {
             self.inbuf.drain(..pos.min(self.inbuf.len()));
+            self.release();
         }
     }
 
@@ -549,6 +616,7 @@ impl<T> Link<T> {
         self.inbuf.clear();
         self.need = 0;
         self.waiting.clear();
+        self.release();
         for p in std::mem::take(&mut self.inflight) {
             if let Pending::Cmd(tag) = p {
                 self.events.push_back(Event::Failed(tag, err.clone()));

@@ -1,31 +1,38 @@
 //! Timers and housekeeping: connection inactivity timeouts, the ends of coalescing
 //! windows, OFFLINE_TIMEOUT and CLEAN_ID_AFTER expiries, deferred accepts, and giving memory back after a peak.
 //!
-//! Structure: no state of its own beyond `Reactor::closed_since_trim` / `last_trim`.
+//! Structure: no state of its own beyond `Reactor::closed_since_trim` / `last_trim` /
+//! `conns_cap_at_trim`; `trim_due` decides.
 //! Uses: timers, storage, sys, logging.
 
 use super::*;
 
 impl Reactor {
     /// Gives memory back after a peak: once connections or channels are gone, shrink the
-    /// containers that keep their peak capacity and ask malloc to return free pages.
-    /// At most every 5 s and only after 1,000 frees, so a steady churn pays nothing
-    /// measurable.
+    /// containers that keep their peak capacity and ask malloc to return free pages. And
+    /// after growth: a connection slab (and the listener and timer slabs beside it) that
+    /// doubled left its old array free inside the heap, where it stays resident; only the
+    /// free pages are returned then (shrinking a slab that is growing would make it grow
+    /// again). At most every 5 s, so a steady churn pays nothing measurable.
     pub(super) fn housekeeping(&mut self, now: Instant) {
-        const FREED: usize = 1_000;
-        const EVERY: Duration = Duration::from_secs(5);
-        if self.closed_since_trim + self.storage.freed_since_trim() < FREED
-            || now.duration_since(self.last_trim) < EVERY
-        {
+        let trim = trim_due(
+            self.closed_since_trim + self.storage.freed_since_trim(),
+            self.conns.capacity() > self.conns_cap_at_trim,
+            now.duration_since(self.last_trim),
+        );
+        if trim == Trim::No {
             return;
         }
-        self.closed_since_trim = 0;
         self.last_trim = now;
-        self.storage.shrink();
-        sys::shrink_slab(&mut self.conns);
-        self.timers.shrink();
+        if trim == Trim::AfterPeak {
+            self.closed_since_trim = 0;
+            self.storage.shrink();
+            sys::shrink_slab(&mut self.conns);
+            self.timers.shrink();
+        }
+        self.conns_cap_at_trim = self.conns.capacity();
         sys::trim_heap();
-        rlog!(Debug, self.storage.counts(), "memory trimmed after a peak");
+        rlog!(Debug, self.storage.counts(), "memory trimmed ({trim:?})");
     }
 
     pub(super) fn expire(&mut self, now: Instant) {
@@ -101,5 +108,52 @@ impl Reactor {
                 }
             }
         }
+    }
+}
+
+/// What `housekeeping` does this turn.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Trim {
+    No,
+    /// Connections or channels went away: shrink the containers, return free pages.
+    AfterPeak,
+    /// The connection slab grew: return the free pages its old array left.
+    AfterGrowth,
+}
+
+/// `freed`: connections closed and channels forgotten since the last trim; `grew`: the
+/// connection slab's capacity went up since; `since`: time since the last trim.
+pub(super) fn trim_due(freed: usize, grew: bool, since: Duration) -> Trim {
+    const FREED: usize = 1_000;
+    const EVERY: Duration = Duration::from_secs(5);
+    if since < EVERY {
+        Trim::No
+    } else if freed >= FREED {
+        Trim::AfterPeak
+    } else if grew {
+        Trim::AfterGrowth
+    } else {
+        Trim::No
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_after_a_peak_or_after_growth_at_most_every_5_s() {
+        let s = Duration::from_secs;
+        assert_eq!(trim_due(0, false, s(60)), Trim::No);
+        assert_eq!(trim_due(999, false, s(60)), Trim::No);
+        assert_eq!(trim_due(1_000, false, s(60)), Trim::AfterPeak);
+        assert_eq!(trim_due(1_000, true, s(60)), Trim::AfterPeak);
+        assert_eq!(trim_due(0, true, s(5)), Trim::AfterGrowth);
+        assert_eq!(trim_due(10, true, s(60)), Trim::AfterGrowth);
+        assert_eq!(
+            trim_due(1_000, true, Duration::from_millis(4_999)),
+            Trim::No
+        );
+        assert_eq!(trim_due(0, true, s(4)), Trim::No);
     }
 }

@@ -128,6 +128,8 @@ pub struct Reactor {
     /// Connections closed since the last memory trim (see `housekeeping`).
     closed_since_trim: usize,
     last_trim: Instant,
+    /// The connection slab's capacity at the last trim (a growth since frees the old array).
+    conns_cap_at_trim: usize,
     source: Option<ConfigSource>,
     counters: Counters,
     /// Channels pushed to in this loop turn, woken together at its end (`flush_deliveries`).
@@ -189,6 +191,7 @@ impl Reactor {
             last_accept_warn: None,
             closed_since_trim: 0,
             last_trim: Instant::now(),
+            conns_cap_at_trim: 0,
             source: None,
             msg_source: Source::Local,
             cluster: None,

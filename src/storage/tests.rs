@@ -298,3 +298,59 @@ fn a_held_listener_that_closes_leaves_only_a_stale_timer() {
     assert!(!s.is_held(l2));
     s.check_invariants();
 }
+
+/// A listener on one id keeps its subscription inline (no heap block per parked
+/// connection); one on several ids boxes them, in request order; both detach cleanly.
+#[test]
+fn one_subscription_is_inline_several_are_boxed() {
+    let lim = lim();
+    let mut s = Storage::new();
+    let (a, b) = (s.intern("a"), s.intern("b"));
+    let one = s.register(conn(1), vec![(c("1"), a)], &lim);
+    let many = s.register(conn(2), vec![(c("2"), b), (c("3"), a), (c("4"), b)], &lim);
+    s.check_invariants();
+    let subs = |s: &Storage, l: ListenerId| -> Vec<ChannelId> {
+        s.listeners[l as usize]
+            .subs
+            .iter()
+            .map(|x| x.channel)
+            .collect()
+    };
+    assert!(matches!(s.listeners[one as usize].subs, Subs::One(_)));
+    assert_eq!(subs(&s, one), vec![a]);
+    // The duplicate b keeps its first place with the later cursor.
+    assert!(matches!(s.listeners[many as usize].subs, Subs::Many(_)));
+    assert_eq!(subs(&s, many), vec![b, a]);
+    assert_eq!(s.local_count(a), 2);
+    s.detach(one);
+    s.check_invariants();
+    assert_eq!(s.local_count(a), 1);
+    s.detach(many);
+    s.check_invariants();
+    assert_eq!((s.local_count(a), s.local_count(b)), (0, 0));
+}
+
+/// A waiter list gives back capacity once three quarters of its listeners left (and all
+/// of it once the last one did), and the listeners left are still found and detached.
+#[test]
+fn waiter_list_shrinks_when_most_listeners_leave() {
+    let lim = lim();
+    let mut s = Storage::new();
+    let a = s.intern("a");
+    let ls: Vec<ListenerId> = (0..1000)
+        .map(|k| s.register(conn(k), vec![(c("1"), a)], &lim))
+        .collect();
+    let cap = |s: &Storage| s.channels[a as usize].waiters.capacity();
+    assert!(cap(&s) >= 1000);
+    for &l in &ls[..990] {
+        s.detach(l);
+    }
+    s.check_invariants();
+    assert_eq!(s.local_count(a), 10);
+    assert!(cap(&s) <= 40, "10 waiters kept {} slots", cap(&s));
+    for &l in &ls[990..] {
+        s.detach(l);
+        s.check_invariants();
+    }
+    assert_eq!((s.local_count(a), cap(&s)), (0, 0));
+}

@@ -1,7 +1,8 @@
 //! Parked listeners: registration (subscriptions, presence), detaching from the channels'
 //! waiter lists in O(subscriptions), closing (offline countdowns), and the log name.
 //!
-//! Structure: `Listener { conn, subs: Box<[Sub]> }` in `Storage::listeners`; each `Sub`
+//! Structure: `Listener { conn, subs: Subs }` (one `Sub` inline, or boxed) in
+//! `Storage::listeners`; each `Sub`
 //! knows its index in the channel's `waiters` and each `Waiter` points back at
 //! `(listener, sub)`, so removal is a swap-remove (perl/Storage/PairsByFhs.pm's reverse
 //! index).
@@ -79,7 +80,7 @@ impl Storage {
         self.counts.pairs_by_fhs += 1;
         let key = self.listeners.insert(Listener {
             conn,
-            subs: subs.into_boxed_slice(),
+            subs: Subs::from(subs),
             npairs,
             first_cursor,
             attached: true,
@@ -151,7 +152,10 @@ impl Storage {
             if c.waiters.is_empty() {
                 self.counts.connected_fhs -= 1;
                 c.waiters = Vec::new();
-            } else if let Some(moved) = c.waiters.get(pos) {
+            } else {
+                release_waiters(&mut c.waiters);
+            }
+            if let Some(moved) = c.waiters.get(pos) {
                 let (ml, ms) = (moved.listener, moved.sub);
                 if let Some(s) = self
                     .listeners
@@ -209,5 +213,14 @@ impl Storage {
         } else {
             format!("{cursor}:{name}")
         }
+    }
+}
+
+/// A waiter list that fell to a quarter of its capacity keeps twice its length: a fan-out
+/// to 100,000 listeners whose ids then keep ten must not keep 800 KB for them. Amortized
+/// O(1): a list shrinks only after losing three quarters of what it holds.
+pub(super) fn release_waiters(w: &mut Vec<Waiter>) {
+    if w.capacity() > 16 && w.len() <= w.capacity() / 4 {
+        w.shrink_to(w.len().saturating_mul(2));
     }
 }

@@ -141,12 +141,25 @@ impl<'a> MemSampler<'a> {
 
     /// Takes a sample now; returns (PSS, RSS).
     pub fn sample(&mut self, open: u64) -> Option<(u64, u64)> {
+        self.sample_as(open, false)
+    }
+
+    /// Takes a sample of a server that has settled (idle after the connections it was
+    /// given): these are the points per-connection figures are taken from. The others,
+    /// taken while connections open, lag behind the open count (the server still has
+    /// accepted connections to read and, in cluster mode, Redis replies to apply).
+    pub fn sample_settled(&mut self, open: u64) -> Option<(u64, u64)> {
+        self.sample_as(open, true)
+    }
+
+    fn sample_as(&mut self, open: u64, settled: bool) -> Option<(u64, u64)> {
+        let (pss, rss) = self.target.mem()?;
+        // The time after the read: at scale, reading every process takes a while.
         let now = now_ns();
         self.last = now;
-        let (pss, rss) = self.target.mem()?;
         self.samples
             .push(json!({"t_s": (now - self.t0) as f64 / 1e9, "open": open,
-                                 "pss": pss, "rss": rss}));
+                                 "pss": pss, "rss": rss, "settled": settled}));
         Some((pss, rss))
     }
 
@@ -184,9 +197,27 @@ pub fn open_all(
     prog: &mut Progress,
     mem: &mut MemSampler,
 ) -> Result<Opened, String> {
+    open_range(pool, ctx, 0, 0, n, shared, prefix, prog, mem)
+}
+
+/// `open_all` for connections `from..from + n` (connection g on id `<prefix><g>`, or
+/// `g % --id-pool`), on top of `held` already open (so the memory samples are taken
+/// against the whole count).
+#[allow(clippy::too_many_arguments)]
+pub fn open_range(
+    pool: &mut Pool,
+    ctx: &Ctx,
+    held: u64,
+    from: usize,
+    n: usize,
+    shared: Option<&str>,
+    prefix: &str,
+    prog: &mut Progress,
+    mem: &mut MemSampler,
+) -> Result<Opened, String> {
     let k = pool.len();
     let wait: Vec<String> = ctx.target.wait.iter().map(|a| a.to_string()).collect();
-    let mut first = 0;
+    let mut first = from;
     for i in 0..k {
         let share = n / k + usize::from(i < n % k);
         let mut cmd = json!({"op": "open", "n": share, "first": first, "wait": wait,
@@ -203,7 +234,8 @@ pub fn open_all(
         "ready",
         ctx.timeout() + Duration::from_secs(10),
         prog,
-        &mut |open, prog| mem.tick(open, prog),
+        // Until each worker has reported once, its count is 0: never below what was held.
+        &mut |open, prog| mem.tick(open.max(held), prog),
     )?;
     let sum = |k: &str| {
         ready
