@@ -562,3 +562,40 @@ fn http_pushes_pipelined_while_one_awaits_redis_are_all_answered_and_published()
         .collect();
     assert_eq!(data, ["\"one\"", "\"two\"", "\"three\""], "{body}");
 }
+
+/// A worker reports one loop turn's transitions in calls of at most 500 (one EVAL per id
+/// queued a copy of the script per transition): a burst of 1,200 own ids registered while
+/// the worker was stopped all reach the cluster, each with exactly one online event.
+#[test]
+fn a_burst_of_transitions_larger_than_one_call_is_reported_whole() {
+    use std::io::Write;
+    let r = Redis::start(&[]);
+    let c = conf(&r, "burst");
+    let a = Server::start(&c);
+    let b = Server::start_foreground(&c);
+    const N: usize = 1200;
+    b.signal(libc::SIGSTOP);
+    let conns: Vec<std::net::TcpStream> = (0..N)
+        .map(|i| {
+            let mut s = connect_raw(b.wait_addr());
+            s.write_all(format!("GET /?identifier=burst{i} HTTP/1.0\r\n\r\n").as_bytes())
+                .expect("request");
+            s
+        })
+        .collect();
+    b.signal(libc::SIGCONT);
+    eventually("A sees every id of the burst online", 20, || {
+        a.cmd("ONLINE burst").lines().count() == N
+    });
+    let watch = a.cmd("WATCH 0.0");
+    let mut online: Vec<&str> = watch
+        .lines()
+        .filter(|l| l.starts_with("online "))
+        .filter_map(|l| l.rsplit(':').next())
+        .collect();
+    online.sort_unstable();
+    let mut want: Vec<String> = (0..N).map(|i| format!("burst{i}")).collect();
+    want.sort_unstable();
+    assert_eq!(online, want, "one online event per id");
+    drop(conns);
+}

@@ -18,25 +18,37 @@
 //! Redis (or a primary with replicas), not Redis Cluster's sharding.
 //! Uses: nothing.
 
-/// ARGV: prefix, uid, kind (`online` | `offline`), id, events maxlen, now ms.
+/// ARGV: prefix, uid, events maxlen, now ms, then (kind, id) pairs, kind `online` |
+/// `offline`: a worker's transitions of one loop turn in one call (one EVAL per id sent the
+/// script's text once per transition, and a million ids queued gigabytes of commands while
+/// Redis worked through them). Returns how many events were emitted.
 pub const TRANSITION: &str = r#"
-local p, uid, kind, id, maxlen, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local h = p .. ':h:' .. id
+local p, uid, maxlen, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 redis.call('ZADD', p .. ':workers', now, uid)
-local emit = false
-if kind == 'online' then
-  redis.call('HSETNX', p .. ':n:' .. uid, id, 0)
-  if redis.call('SADD', h, uid) == 1 and redis.call('SCARD', h) == 1 then emit = true end
-else
-  redis.call('HDEL', p .. ':n:' .. uid, id)
-  if redis.call('SREM', h, uid) == 1 and redis.call('SCARD', h) == 0 then emit = true end
+local n = 0
+for i = 5, #ARGV - 1, 2 do
+  local kind, id = ARGV[i], ARGV[i + 1]
+  local h = p .. ':h:' .. id
+  local emit = false
+  if kind == 'online' then
+    redis.call('HSETNX', p .. ':n:' .. uid, id, 0)
+    if redis.call('SADD', h, uid) == 1 and redis.call('SCARD', h) == 1 then emit = true end
+  else
+    redis.call('HDEL', p .. ':n:' .. uid, id)
+    if redis.call('SREM', h, uid) == 1 and redis.call('SCARD', h) == 0 then emit = true end
+  end
+  if emit then
+    local pos = redis.call('INCR', p .. ':evpos')
+    redis.call('XADD', p .. ':events', 'MAXLEN', '~', maxlen, '*', 'k', kind, 'i', id, 'p', pos)
+    n = n + 1
+  end
 end
-if emit then
-  local pos = redis.call('INCR', p .. ':evpos')
-  redis.call('XADD', p .. ':events', 'MAXLEN', '~', maxlen, '*', 'k', kind, 'i', id, 'p', pos)
-end
-return emit and 1 or 0
+return n
 "#;
+
+/// Transitions sent in one TRANSITION call at most (Redis runs a script alone: this bounds
+/// how long one call holds it).
+pub const TRANSITIONS_PER_CALL: usize = 500;
 
 /// ARGV: prefix, uid, now ms, dead-after ms, events maxlen, the number of ids online on
 /// this worker. Refreshes this worker's heartbeat, then removes every worker silent for

@@ -114,28 +114,38 @@ impl Reactor {
         let Some(pr) = c.presence.as_mut() else {
             return;
         };
-        let mut transition = |kind: &str, id: &str| {
-            let args: [&str; 9] = [
+        // The turn's transitions (and, after a reconnect, every id online here again), in
+        // calls of at most TRANSITIONS_PER_CALL.
+        let mut pairs: Vec<(&str, &str)> = transitions
+            .iter()
+            .map(|(kind, id)| (kind.name(), &**id))
+            .collect();
+        pairs.extend(
+            again
+                .iter()
+                .filter_map(|&id| self.storage.channel_name(id))
+                .map(|name| (EventKind::Online.name(), &**name)),
+        );
+        for batch in pairs.chunks(scripts::TRANSITIONS_PER_CALL) {
+            let mut args: Vec<&str> = Vec::with_capacity(7 + 2 * batch.len());
+            args.extend([
                 "EVAL",
                 scripts::TRANSITION,
                 "0",
                 &pr.prefix,
                 &pr.uid,
-                kind,
-                id,
                 &chain,
                 &ms,
-            ];
-            if let Err((_, e)) = c.publisher.send(Tag::Presence, &args) {
-                log::warn!("cluster: presence of [{id}] not reported: {e}");
+            ]);
+            for &(kind, id) in batch {
+                args.push(kind);
+                args.push(id);
             }
-        };
-        for (kind, id) in transitions {
-            transition(kind.name(), &id);
-        }
-        for &id in &again {
-            if let Some(name) = self.storage.channel_name(id) {
-                transition(EventKind::Online.name(), name);
+            if let Err((_, e)) = c.publisher.send(Tag::Presence, &args) {
+                log::warn!(
+                    "cluster: presence of {} id(s) not reported: {e}",
+                    batch.len()
+                );
             }
         }
         if !due {
