@@ -169,18 +169,17 @@ impl fmt::Display for Suffix {
         // Assembled on the stack and written once: this is on every logged line.
         let c = &self.0;
         let mut line = Line::default();
-        line.push(b"\n  [pairs_by_fhs=");
-        line.num(c.pairs_by_fhs as u64);
-        line.push(b" data_to_send=");
-        line.num(c.data_to_send as u64);
-        line.push(b" connected_fhs=");
-        line.num(c.connected_fhs as u64);
-        line.push(b" online_timers=");
-        line.num(c.online_timers as u64);
-        line.push(b" cleanup_timers=");
-        line.num(c.cleanup_timers as u64);
-        line.push(b" events=");
-        line.num(c.events as u64);
+        for (label, n) in [
+            (&b"\n  [pairs_by_fhs="[..], c.pairs_by_fhs),
+            (b" data_to_send=", c.data_to_send),
+            (b" connected_fhs=", c.connected_fhs),
+            (b" online_timers=", c.online_timers),
+            (b" cleanup_timers=", c.cleanup_timers),
+            (b" events=", c.events),
+        ] {
+            line.push(label);
+            line.num(n as u64);
+        }
         line.push(b"]");
         f.write_str(line.as_str())
     }

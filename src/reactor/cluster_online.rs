@@ -268,17 +268,7 @@ impl Reactor {
             )
         });
         match (q.via, answer) {
-            (Via::Text, Ok(commands::Answer::Text { reply, log })) => {
-                rlog!(
-                    Debug,
-                    self.storage.counts(),
-                    "{}: DEBUG: {}",
-                    self.who(key),
-                    log
-                );
-                self.send_reply(key, reply);
-            }
-            (Via::Text, Ok(commands::Answer::Nothing)) => self.finish(key),
+            (Via::Text, Ok(answer)) => self.send_answer(key, answer),
             (Via::Text, Err(why)) => {
                 rlog!(
                     Warn,

@@ -179,6 +179,11 @@ impl Reactor {
             return self.online_text(key, cmd, login);
         }
         let answer = self.answer_command(&cmd, login.as_deref());
+        self.send_answer(key, answer);
+    }
+
+    /// Sends a text command's answer (logging what it said) or, for no answer, closes.
+    pub(super) fn send_answer(&mut self, key: usize, answer: commands::Answer) {
         match answer {
             commands::Answer::Text { reply, log } => {
                 rlog!(
