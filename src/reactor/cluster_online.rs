@@ -136,11 +136,20 @@ impl Reactor {
         Ok(())
     }
 
+    /// An error reply from Redis ends the query with it (the asker gets the 503).
+    fn online_failed(&mut self, id: ConnId, v: &Value, now: Instant) -> bool {
+        let Some(t) = v.error_text() else {
+            return false;
+        };
+        let why = String::from_utf8_lossy(t).into_owned();
+        self.online_done(id, Err(why), now);
+        true
+    }
+
     /// The live workers: one scan of each one's counts hash.
     pub(super) fn on_online_workers(&mut self, id: ConnId, v: &Value, now: Instant) {
-        if let Some(t) = v.error_text() {
-            let why = String::from_utf8_lossy(t).into_owned();
-            return self.online_done(id, Err(why), now);
+        if self.online_failed(id, v, now) {
+            return;
         }
         let Some(c) = self.cluster.as_deref_mut() else {
             return;
@@ -183,9 +192,8 @@ impl Reactor {
     /// One HSCAN reply: `[cursor, [id, n, id, n, ...]]`; continues the scan until the
     /// cursor is 0, and answers once every scan is done.
     pub(super) fn on_online_scan(&mut self, id: ConnId, worker: u32, v: &Value, now: Instant) {
-        if let Some(t) = v.error_text() {
-            let why = String::from_utf8_lossy(t).into_owned();
-            return self.online_done(id, Err(why), now);
+        if self.online_failed(id, v, now) {
+            return;
         }
         let Some(c) = self.cluster.as_deref_mut() else {
             return;
