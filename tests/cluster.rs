@@ -599,3 +599,50 @@ fn a_burst_of_transitions_larger_than_one_call_is_reported_whole() {
     assert_eq!(online, want, "one online event per id");
     drop(conns);
 }
+
+/// IN_TIMEOUT does not close a connection whose push is with Redis: an HTTP API push that
+/// waits past it for Redis's acknowledgement still gets its 200 (it was closed unanswered),
+/// and a classic push whose Redis dies meanwhile gets the 503 (it was closed with the empty
+/// reply that tells a publisher its push is kept).
+#[test]
+fn in_timeout_leaves_pushes_that_await_redis_to_be_answered() {
+    use std::io::{Read, Write};
+    let mut r = Redis::start(&[]);
+    let s = Server::start(&(conf(&r, "await_to") + "$CONFIG{IN_TIMEOUT} = 1;\n"));
+    let body = "\"late\"";
+    let mut api = connect_raw(s.in_addr());
+    api.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    assert!(redis_command(r.port, "CLIENT PAUSE 2500 WRITE").starts_with("+OK"));
+    api.write_all(
+        format!(
+            "POST /pub?identifier=late HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .expect("push");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\n{") {
+        let n = api.read(&mut buf).unwrap_or(0);
+        assert!(n > 0, "closed without an answer: {}", show(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200 OK"), "{}", show(&got));
+    // A classic push, then Redis goes away for good while it waits.
+    assert!(redis_command(r.port, "CLIENT PAUSE 30000 WRITE").starts_with("+OK"));
+    let mut p = in_stream(&s);
+    p.write_all(b"X-Realplexor: identifier=late\r\n\r\n\"lost\"")
+        .expect("push");
+    p.shutdown(std::net::Shutdown::Write).expect("half-close");
+    // Past IN_TIMEOUT (the wait is not what is checked: the reply is).
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    r.kill();
+    let reply = read_to_eof(&mut p);
+    assert!(
+        reply.starts_with(b"HTTP/1.0 503 "),
+        "a push Redis never acknowledged must not look kept: {}",
+        show(&reply)
+    );
+}

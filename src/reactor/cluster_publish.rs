@@ -35,6 +35,19 @@ pub(super) fn service_unavailable(body: &str) -> Vec<u8> {
 }
 
 impl Reactor {
+    /// Whether this connection's request is with Redis: a classic push or ONLINE awaiting
+    /// its reply, or HTTP API pushes or `/online` not answered yet.
+    pub(super) fn awaits_redis(&self, id: ConnId) -> bool {
+        let Some(c) = self.cluster.as_deref() else {
+            return false;
+        };
+        self.conns
+            .get(id.key as usize)
+            .is_some_and(|conn| conn.state == State::Awaiting)
+            || c.api_pending.contains_key(&id)
+            || c.online_pending.contains_key(&id)
+    }
+
     /// Appends an accepted push to the log; its publisher waits for the acknowledgement.
     pub(super) fn submit_to_cluster(&mut self, key: usize, p: Publication) {
         let Some(id) = self.id_of(key) else {

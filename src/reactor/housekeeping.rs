@@ -60,6 +60,18 @@ impl Reactor {
                 self.on_stream_timer(key, now);
                 continue;
             }
+            if self.awaits_redis(id) {
+                // Its request is complete and with Redis (a push being appended, ONLINE
+                // being asked): the link's own reply timeout answers it (a 503 when Redis
+                // does not). Closing it here told a classic publisher "done" (its success
+                // reply is an empty close) for a push Redis had not acknowledged, and left
+                // an HTTP API publisher without an answer.
+                let d = self.cfg.in_timeout;
+                if let (Some(d), Some(c)) = (d, self.conns.get_mut(key)) {
+                    c.timer = Some(self.timers.arm(now, d, id));
+                }
+                continue;
+            }
             // A push under way: the original protocol's (its marker was read) or an HTTP
             // API `POST /pub` whose body has not all arrived.
             let dropped = self.conns.get(key).and_then(|c| {
