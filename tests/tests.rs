@@ -28,6 +28,8 @@
 //!   JSON commands, health, metrics through the real Prometheus parser);
 //! * `unix_sockets`: `unix:/path` listen addresses on both lines (issue 15);
 //! * `loadtest`: each loadtest scenario once, small, against the real binary;
+//! * `cluster_await`: cluster-mode requests that wait for Redis (pipelined HTTP pushes,
+//!   IN_TIMEOUT, a burst of presence transitions);
 //! * `cluster_link`: the cluster mode's Redis link (library level) against a real
 //!   `redis-server` it starts, and against fake servers;
 //! * `workers`: WORKERS > 1, the process side: shared ports, restarts, SIGTERM, the pid
@@ -38,6 +40,7 @@
 mod auth;
 mod batching;
 mod cluster;
+mod cluster_await;
 mod cluster_link;
 mod coalesce;
 mod commands;
