@@ -53,6 +53,8 @@ pub mod sse;
 pub mod storage;
 pub mod supervisor;
 pub mod sys;
+#[cfg(test)]
+mod testutil;
 pub mod timers;
 pub mod transport;
 pub mod types;

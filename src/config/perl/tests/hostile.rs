@@ -2,27 +2,7 @@
 
 use super::*;
 
-/// A tiny deterministic PRNG so the hostile-input test needs no crates.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
+use crate::testutil::XorShift;
 
 fn mutate(rng: &mut XorShift, seeds: &[&str]) -> Vec<u8> {
     const INTERESTING: &[u8] = b"{}[]()'\"$%@#;,=>\\\n qwx-*/.0123456789_eE=cut\xff\xc3\xa9";
