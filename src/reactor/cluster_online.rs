@@ -78,17 +78,20 @@ impl Reactor {
                     c.state = State::Awaiting;
                 }
             }
-            Err(why) => {
-                rlog!(
-                    Warn,
-                    self.storage.counts(),
-                    "{}: ERROR: ONLINE cannot be answered: {}",
-                    self.who(key),
-                    why
-                );
-                self.reply_and_close(key, &text_unavailable(&why));
-            }
+            Err(why) => self.online_text_refused(key, &why),
         }
+    }
+
+    /// The text ONLINE cannot be answered (Redis unreachable or refusing): say so, logged.
+    fn online_text_refused(&mut self, key: usize, why: &str) {
+        rlog!(
+            Warn,
+            self.storage.counts(),
+            "{}: ERROR: ONLINE cannot be answered: {}",
+            self.who(key),
+            why
+        );
+        self.reply_and_close(key, &text_unavailable(why));
     }
 
     /// `GET /online` in cluster mode: deferred until Redis replies.
@@ -277,16 +280,7 @@ impl Reactor {
         });
         match (q.via, answer) {
             (Via::Text, Ok(answer)) => self.send_answer(key, answer),
-            (Via::Text, Err(why)) => {
-                rlog!(
-                    Warn,
-                    self.storage.counts(),
-                    "{}: ERROR: ONLINE cannot be answered: {}",
-                    self.who(key),
-                    why
-                );
-                self.reply_and_close(key, &text_unavailable(&why));
-            }
+            (Via::Text, Err(why)) => self.online_text_refused(key, &why),
             (
                 Via::Api {
                     keep_alive,
