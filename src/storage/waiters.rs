@@ -2,10 +2,9 @@
 //! waiter lists in O(subscriptions), closing (offline countdowns), and the log name.
 //!
 //! Structure: `Listener { conn, subs: Subs }` (one `Sub` inline, or boxed) in
-//! `Storage::listeners`; each `Sub`
-//! knows its index in the channel's `waiters` and each `Waiter` points back at
-//! `(listener, sub)`, so removal is a swap-remove (perl/Storage/PairsByFhs.pm's reverse
-//! index).
+//! `Storage::listeners`; each `Sub` knows its index in the channel's `waiters` and each
+//! `Waiter` points back at `(listener, sub)`, so removal is a swap-remove
+//! (perl/Storage/PairsByFhs.pm's reverse index).
 //! Uses: types, cursor, timers, events.
 
 use super::*;
