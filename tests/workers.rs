@@ -219,7 +219,16 @@ fn two_workers_accept_on_the_same_wait_port() {
 fn a_killed_worker_is_restarted_while_the_other_serves() {
     let redis = Redis::start(&[]);
     let ports = Ports::new();
-    let s = Server::start(&ports.conf(&redis, 2));
+    let s = Server::start_with_args(&ports.conf(&redis, 2), &["-p", "@DIR@/rp.pid"]);
+    // Past startup: the supervisor writes the pid file once every worker reported ready
+    // (a worker killed between binding and that report fails the whole start, by design).
+    let pidfile = s.dir().join("rp.pid");
+    wait_for("the pid file", || {
+        fs::read_to_string(&pidfile)
+            .unwrap_or_default()
+            .ends_with('\n')
+            .then_some(())
+    });
     let pids = listening_workers(&s, &ports, 2);
     let (victim, survivor) = (pids[0], pids[1]);
     let k = index_of(victim).expect("victim index");
